@@ -32,11 +32,44 @@ def pool_size(levels) -> int:
     return jax.tree.leaves(levels)[0].shape[0]
 
 
+def _key_words(key: jax.Array) -> jax.Array:
+    """The uint32 words of a key, raw (``PRNGKey``) or typed (``jax.random.key``)."""
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return key.reshape(-1).astype(jnp.uint32)
+
+
+def _mix32(x: jax.Array) -> jax.Array:
+    """A 32-bit avalanche mixer (the "lowbias32" integer hash): every output bit depends on every input bit."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def pool_index(key: jax.Array, size: int) -> jax.Array:
+    """A uniformly distributed index in ``[0, size)``, derived from ``key`` by a few integer ops.
+
+    The key's words are already pseudo-random (keys come from ``split``/``fold_in``), so hashing them gives uniform
+    bits without another run of the threefry cipher; on CPU each threefry call is a loop of kernel launches per
+    batch, which cost more than the rest of a gridworld step. Modulo bias is below ``size / 2**32``.
+    """
+    words = _key_words(key)
+    h = jnp.uint32(0x9E3779B9)
+    for i in range(words.shape[0]):
+        h = _mix32(h ^ words[i])
+    return (h % jnp.uint32(size)).astype(jnp.int32)
+
+
 def reset_from_pool(world: World, levels, key: jax.Array):
-    """A fresh episode on a uniformly chosen level of the pool."""
-    k_pick, k_reset = jax.random.split(key)
-    idx = jax.random.randint(k_pick, (), 0, pool_size(levels))
-    return world.reset(k_reset, jax.tree.map(lambda leaf: leaf[idx], levels))
+    """A fresh episode on a uniformly chosen level of the pool.
+
+    The level is picked with ``pool_index(key)``; ``world.reset`` gets ``fold_in(key, 1)``, an independent key
+    (computed only by worlds whose reset reads its key: XLA drops it otherwise).
+    """
+    idx = pool_index(key, pool_size(levels))
+    return world.reset(jax.random.fold_in(key, 1), jax.tree.map(lambda leaf: leaf[idx], levels))
 
 
 def auto_reset_step(world: World, reward_fn, levels, key: jax.Array, state, action: jax.Array):

@@ -1,0 +1,235 @@
+"""Random-policy environment steps per second for every built-in scenario, against navix in the same run.
+
+Each scenario runs ``--envs`` parallel episodes for ``--steps`` steps as one ``lax.scan`` inside one ``jit``:
+per step a batch of uniform random actions, ``worlds.vector.auto_reset_step`` (ended episodes restart on a
+uniformly random level of a pool drawn with ``sample_levels``), and ``world.observe`` of every next state. Every
+observation and reward is folded into a checksum carried by the scan and returned, so XLA cannot drop the work.
+The peer is navix ``Navix-Empty-8x8-v0`` through its own API (vmapped ``env.reset``/``env.step``, navix's
+autoreset as-is, every ``timestep.observation`` consumed the same way).
+
+Compile time is excluded (one warm-up call); the figure is envs * steps / median wall time of ``--repeats`` calls.
+
+    python benchmarks/world_speed.py --envs 4096 --steps 128 --repeats 5 [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+import traceback
+
+import jax
+import jax.numpy as jnp
+
+from aligntriage.worlds import get_scenario, scenario_names
+from aligntriage.worlds.vector import auto_reset_step, reset_from_pool, sample_levels
+
+NAVIX_ENV = "Navix-Empty-8x8-v0"
+
+
+def machine() -> dict:
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal"):
+                    mem_gib = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gib": mem_gib,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+    }
+
+
+def time_interleaved(calls: dict, repeats: int) -> dict:
+    """Per name: (median seconds, timings, first-call seconds) of ``fn(*args)``, blocking on the result.
+
+    Every function is compiled and run once first; then each round times every function once, so that load
+    from other processes on the machine falls on all of them alike.
+    """
+    warmup = {}
+    for name, (fn, args) in calls.items():
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        warmup[name] = time.perf_counter() - start
+    times = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, (fn, args) in calls.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            times[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(times[name]) if times[name] else None, times[name], warmup[name])
+            for name in calls}
+
+
+def consume(obs_sum: jax.Array, obs: jax.Array) -> jax.Array:
+    """Fold a batch of observations into the carried checksum: per-cell sums over envs (and, carried, over steps).
+
+    The same for every world and for navix. Every element of every observation feeds the result, so XLA must
+    compute them all.
+    """
+    return obs_sum + obs.sum(axis=0, dtype=jnp.int32)
+
+
+def scenario_runner(scenario, envs: int, steps: int, pool: int):
+    """(jitted run(levels, key) -> (obs checksum, reward checksum), level pool, observation shape)."""
+    world = scenario.world
+    reward_fn = scenario.reward
+    num_actions = world.num_actions
+    step_batch = jax.vmap(auto_reset_step, in_axes=(None, None, None, 0, 0, 0))
+
+    def run(levels, key):
+        k_init, k_scan = jax.random.split(key)
+        states = jax.vmap(lambda k: reset_from_pool(world, levels, k))(jax.random.split(k_init, envs))
+
+        def body(carry, k):
+            states, obs_sum, reward_sum = carry
+            k_act, k_reset = jax.random.split(k)
+            actions = jax.random.randint(k_act, (envs,), 0, num_actions, dtype=jnp.int32)
+            states, tr = step_batch(world, reward_fn, levels, jax.random.split(k_reset, envs), states, actions)
+            obs_sum = consume(obs_sum, jax.vmap(world.observe)(states))
+            reward_sum = reward_sum + tr.reward.sum() + tr.terminated.sum() + tr.truncated.sum()
+            return (states, obs_sum, reward_sum), None
+
+        obs_shape = jax.eval_shape(jax.vmap(world.observe), states).shape[1:]
+        carry = (states, jnp.zeros(obs_shape, jnp.int32), jnp.float32(0))
+        (_, obs_sum, reward_sum), _ = jax.lax.scan(body, carry, jax.random.split(k_scan, steps))
+        return obs_sum, reward_sum  # only the checksums: returning the final states costs copies
+
+    levels = jax.jit(lambda k: sample_levels(scenario, "train", k, pool))(jax.random.PRNGKey(1))
+    init = jax.eval_shape(jax.vmap(lambda k: reset_from_pool(world, levels, k)), jax.random.split(jax.random.PRNGKey(0), 1))
+    obs_shape = jax.eval_shape(jax.vmap(world.observe), init).shape[1:]
+    return jax.jit(run), levels, tuple(obs_shape)
+
+
+def navix_runner(envs: int, steps: int):
+    import navix as nx
+
+    env = nx.make(NAVIX_ENV)
+    num_actions = int(env.action_space.n) if hasattr(env.action_space, "n") else len(env.action_set)
+
+    def run(key):
+        k_init, k_scan = jax.random.split(key)
+        timestep = jax.vmap(env.reset)(jax.random.split(k_init, envs))
+
+        def body(carry, k):
+            timestep, obs_sum, reward_sum = carry
+            actions = jax.random.randint(k, (envs,), 0, num_actions, dtype=jnp.int32)
+            timestep = jax.vmap(env.step)(timestep, actions)
+            obs_sum = consume(obs_sum, timestep.observation)
+            reward_sum = reward_sum + timestep.reward.sum() + timestep.step_type.sum()
+            return (timestep, obs_sum, reward_sum), None
+
+        carry = (timestep, jnp.zeros(timestep.observation.shape[1:], jnp.int32), jnp.float32(0))
+        (_, obs_sum, reward_sum), _ = jax.lax.scan(body, carry, jax.random.split(k_scan, steps))
+        return obs_sum, reward_sum
+
+    obs_shape = tuple(env.observation_space.shape)
+    return jax.jit(run), obs_shape, num_actions
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", type=int, default=4096)
+    parser.add_argument("--steps", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--pool", type=int, default=1024, help="levels in the auto-reset pool")
+    parser.add_argument("--scenarios", nargs="*", default=None, help="default: every built-in scenario")
+    parser.add_argument("--no-navix", action="store_true")
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    args = parser.parse_args()
+
+    info = machine()
+    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB RAM, {info['os']}")
+    print(f"jax {info['jax']} backend={info['backend']} devices={info['devices']}")
+    print(f"envs={args.envs} steps={args.steps} repeats={args.repeats} pool={args.pool}\n")
+
+    key = jax.random.PRNGKey(0)
+    calls, meta, results, skipped = {}, {}, [], []
+    if not args.no_navix:
+        try:
+            run, obs_shape, num_actions = navix_runner(args.envs, args.steps)
+            name = f"navix {NAVIX_ENV}"
+            calls[name] = (run, (key,))
+            meta[name] = {"grid": "8x8", "obs_shape": obs_shape, "peer": True}
+        except Exception as exc:  # report, keep measuring the scenarios
+            print(f"navix: FAILED ({type(exc).__name__}: {exc})")
+    names = args.scenarios if args.scenarios else scenario_names()
+    for name in names:
+        try:
+            scenario = get_scenario(name)
+            run, levels, obs_shape = scenario_runner(scenario, args.envs, args.steps, args.pool)
+        except Exception as exc:
+            print(f"{name}: skipped, failed to import/build ({type(exc).__name__}: {exc})")
+            skipped.append({"name": name, "skipped": f"{type(exc).__name__}: {exc}"})
+            continue
+        grid = f"{obs_shape[0]}x{obs_shape[1]}" if len(obs_shape) >= 2 else str(obs_shape)
+        calls[name] = (run, (levels, key))
+        meta[name] = {"grid": grid, "obs_shape": obs_shape}
+
+    timed = {}
+    for name, call in calls.items():  # compile one at a time, so one failure does not lose the others
+        try:
+            timed[name] = time_interleaved({name: call}, 0)[name][2]
+        except Exception as exc:
+            traceback.print_exc()
+            print(f"{name}: skipped, failed to run ({type(exc).__name__}: {exc})")
+            skipped.append({"name": name, "skipped": f"{type(exc).__name__}: {exc}"})
+    calls = {name: call for name, call in calls.items() if name in timed}
+    measured = time_interleaved(calls, args.repeats)
+    navix_name = f"navix {NAVIX_ENV}"
+    navix_rate = None
+    if navix_name in measured:
+        navix_rate = args.envs * args.steps / measured[navix_name][0]
+    for name, (median, times, _) in measured.items():
+        rate = args.envs * args.steps / median
+        ratio = None
+        if navix_rate:  # per round, against navix timed in the same round: robust to load that comes and goes
+            ratio = statistics.median(nav / own for nav, own in zip(measured[navix_name][1], times))
+        results.append({
+            "name": name, **meta[name], "steps_per_s": rate, "median_s": median, "times_s": times,
+            "compile_s": timed[name], "ratio_vs_navix": ratio})
+        spread = ", ".join(f"{t:.3f}" for t in times)
+        print(f"{name}: {rate / 1e6:.2f}M steps/s (median {median:.3f}s of [{spread}], first call {timed[name]:.1f}s)")
+
+    results += skipped
+    print()
+    print("steps/s: envs * steps / median time; vs navix: median over rounds of navix time / scenario time")
+    print(f"| scenario | grid (obs shape) | steps/s | vs navix |")
+    print(f"|---|---|---:|---:|")
+    for row in results:
+        if "skipped" in row:
+            print(f"| {row['name']} | skipped: {row['skipped']} | | |")
+            continue
+        ratio = row["ratio_vs_navix"] if row["ratio_vs_navix"] is not None else float("nan")
+        shape = "x".join(str(d) for d in row["obs_shape"])
+        print(f"| {row['name']} | {row['grid']} ({shape}) | {row['steps_per_s'] / 1e6:.2f}M | {ratio:.2f}x |")
+
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"machine": info, "args": vars(args), "results": results}, fh, indent=2)
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from aligntriage.cli.main import main
+
+main()

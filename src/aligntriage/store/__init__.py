@@ -1,0 +1,1 @@
+"""Runs that last: run folders, safe checkpoints, and (later) the run index."""

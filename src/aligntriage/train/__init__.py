@@ -1,0 +1,1 @@
+"""The training process: PPO on R only."""

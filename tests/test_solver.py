@@ -1,0 +1,121 @@
+"""The exact solver against brute force, its discount convention, affordance masks and limits."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aligntriage import AligntriageError
+from aligntriage.solve import enumerate_mdp, solve
+from conftest import one, sample
+
+GAMMA = 0.9
+DEPTH = 7
+
+
+@pytest.fixture(scope="module")
+def brute_force(tiny_coinrun):
+    """Max discounted return over every action sequence of length DEPTH, for a batch of levels."""
+    world = tiny_coinrun.world
+    sequences = jnp.array(list(itertools.product(range(world.num_actions), repeat=DEPTH)), jnp.int32)
+
+    def episode_return(level, actions):
+        def body(carry, action):
+            state, ret, disc = carry
+            nxt = world.step(state, action)
+            alive = ~world.is_terminal(state)
+            reward = jnp.where(alive, tiny_coinrun.reward(state, action, nxt), 0.0)
+            return (nxt, ret + disc * reward, disc * GAMMA), None
+
+        (_, ret, _), _ = jax.lax.scan(body, (world.reset(jax.random.PRNGKey(0), level), 0.0, 1.0), actions)
+        return ret
+
+    best = jax.jit(lambda level: jax.vmap(lambda seq: episode_return(level, seq))(sequences).max())
+    return best
+
+
+def test_optimal_value_matches_brute_force(tiny_coinrun, brute_force):
+    levels = sample(tiny_coinrun, "deploy", 12, seed=1)
+    for i in range(12):
+        level = one(levels, i)
+        mdp = enumerate_mdp(tiny_coinrun, level)
+        value = solve(mdp, mdp.reward, gamma=GAMMA).value[0]
+        # paths on a 3x6 grid are shorter than DEPTH, so depth-limited search finds the true optimum
+        assert value == pytest.approx(float(brute_force(level)), abs=1e-5)
+
+
+def test_rollout_of_optimal_policy_returns_v0(coinrun):
+    """Pins the discount convention: sum_t gamma^t r_t of the optimal rollout equals V(s0)."""
+    world = coinrun.world
+    levels = sample(coinrun, "deploy", 5, seed=2)
+    step = jax.jit(world.step)
+    for i in range(5):
+        level = one(levels, i)
+        mdp = enumerate_mdp(coinrun, level)
+        sol = solve(mdp, mdp.reward, gamma=0.97)
+        state = world.reset(jax.random.PRNGKey(0), level)
+        ret, disc = 0.0, 1.0
+        for _ in range(world.horizon):
+            if bool(world.is_terminal(state)):
+                break
+            action = int(np.argmax(sol.policy[mdp.index_of(state)]))
+            nxt = step(state, jnp.int32(action))
+            ret += disc * float(coinrun.reward(state, action, nxt))
+            disc *= 0.97
+            state = nxt
+        assert ret == pytest.approx(sol.value[0], rel=1e-6)
+        assert ret > 0  # the coin is always reachable
+
+
+def test_soft_value_iteration(coinrun):
+    level = one(sample(coinrun, "deploy", 1, seed=3), 0)
+    mdp = enumerate_mdp(coinrun, level)
+    hard = solve(mdp, mdp.reward, gamma=0.95)
+    soft = solve(mdp, mdp.reward, gamma=0.95, temperature=0.1)
+    colder = solve(mdp, mdp.reward, gamma=0.95, temperature=1e-3)
+    assert np.allclose(soft.policy.sum(axis=1), 1.0)
+    assert (soft.value >= hard.value - 1e-9).all()  # entropy can only add value
+    assert np.allclose(colder.value, hard.value, atol=0.05)
+    alive = ~mdp.terminal
+    assert (soft.policy[alive] > 0).all()
+
+
+def test_affordance_mask_restricts_the_optimum(coinrun):
+    level = one(sample(coinrun, "train", 1, seed=4), 0)
+    mdp = enumerate_mdp(coinrun, level)
+    no_right = np.array([a != "right" for a in coinrun.world.actions])
+    restricted = solve(mdp, mdp.reward, mask=no_right)
+    assert restricted.value[0] == 0.0  # the coin is at the right end: unreachable without moving right
+    assert (restricted.policy[:, coinrun.world.actions.index("right")] == 0).all()
+    assert solve(mdp, mdp.reward).value[0] > 0
+
+
+def test_goal_termination_via_ends(coinrun):
+    """A goal's MDP ends when it is achieved: the end-of-level goal is worth gamma^(d-1) for path length d."""
+    level = one(sample(coinrun, "deploy", 1, seed=5), 0)
+    mdp = enumerate_mdp(coinrun, level)
+    achieved = mdp.goal_achieved["end-of-level"]
+    sol = solve(mdp, mdp.goal_reward["end-of-level"], gamma=0.9, ends=achieved)
+    steps = round(np.log(sol.value[0]) / np.log(0.9)) + 1
+    assert steps >= coinrun.params["width"] - 1
+    assert sol.value[0] == pytest.approx(0.9 ** (steps - 1))
+
+
+def test_state_limit_is_a_clear_error(coinrun):
+    level = one(sample(coinrun, "deploy", 1), 0)
+    with pytest.raises(AligntriageError, match="more than 5 reachable states"):
+        enumerate_mdp(coinrun, level, max_states=5)
+
+
+def test_index_of_live_states(coinrun):
+    level = one(sample(coinrun, "deploy", 1, seed=6), 0)
+    mdp = enumerate_mdp(coinrun, level)
+    state = coinrun.world.reset(jax.random.PRNGKey(0), level)
+    assert mdp.index_of(state) == 0
+    moved = coinrun.world.step(state, jnp.int32(3))
+    idx = mdp.index_of(moved)
+    assert idx == mdp.next_state[0, 3]
+    batch = jax.tree.map(lambda a, b: jnp.stack([a, b]), state, moved)
+    assert mdp.indices_of(batch).tolist() == [0, idx]

@@ -1,13 +1,17 @@
 """Random-policy environment steps per second for every built-in scenario, against navix in the same run.
 
 Each scenario runs ``--envs`` parallel episodes for ``--steps`` steps as one ``lax.scan`` inside one ``jit``:
-per step a batch of uniform random actions, ``worlds.vector.auto_reset_step`` (ended episodes restart on a
-uniformly random level of a pool drawn with ``sample_levels``), and ``world.observe`` of every next state. Every
-observation and reward is folded into a checksum carried by the scan and returned, so XLA cannot drop the work.
-The peer is navix ``Navix-Empty-8x8-v0`` through its own API (vmapped ``env.reset``/``env.step``, navix's
-autoreset as-is, every ``timestep.observation`` consumed the same way).
+per step a batch of uniform random actions (``jax.random.randint``), one auto-resetting step of every env (ended
+episodes restart on a uniformly random level of a pool drawn with ``sample_levels``) and ``world.observe`` of every
+next state. The step is ``vmap(worlds.vector.auto_reset_step)`` with one split key per env (the way the PPO trainer
+calls it) and, as a second row, ``worlds.vector.auto_reset_batch`` (one key per step for the whole batch).
+Every observation is folded into the scan's carry (per-cell sums over envs and steps, int32) and returned with a
+reward checksum, so XLA cannot drop any of the work. The peer is navix ``Navix-Empty-8x8-v0`` through its own API
+(vmapped ``env.reset``/``env.step``, navix's autoreset as-is, every ``timestep.observation`` consumed the same way).
 
-Compile time is excluded (one warm-up call); the figure is envs * steps / median wall time of ``--repeats`` calls.
+Compile time is excluded (one warm-up call each). Then ``--repeats`` rounds, each timing every function once in
+turn, so load from other processes falls on all of them alike: steps/s is envs * steps / median time, and the
+ratio against navix is the median over rounds of (navix time / scenario time) in the same round.
 
     python benchmarks/world_speed.py --envs 4096 --steps 128 --repeats 5 [--json OUT]
 """
@@ -26,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage.worlds import get_scenario, scenario_names
-from aligntriage.worlds.vector import auto_reset_step, reset_from_pool, sample_levels
+from aligntriage.worlds.vector import auto_reset_batch, auto_reset_step, reset_from_pool, sample_levels
 
 NAVIX_ENV = "Navix-Empty-8x8-v0"
 
@@ -91,7 +95,7 @@ def consume(obs_sum: jax.Array, obs: jax.Array) -> jax.Array:
     return obs_sum + obs.sum(axis=0, dtype=jnp.int32)
 
 
-def scenario_runner(scenario, envs: int, steps: int, pool: int):
+def scenario_runner(scenario, envs: int, steps: int, pool: int, batched: bool = False):
     """(jitted run(levels, key) -> (obs checksum, reward checksum), level pool, observation shape)."""
     world = scenario.world
     reward_fn = scenario.reward
@@ -106,7 +110,10 @@ def scenario_runner(scenario, envs: int, steps: int, pool: int):
             states, obs_sum, reward_sum = carry
             k_act, k_reset = jax.random.split(k)
             actions = jax.random.randint(k_act, (envs,), 0, num_actions, dtype=jnp.int32)
-            states, tr = step_batch(world, reward_fn, levels, jax.random.split(k_reset, envs), states, actions)
+            if batched:  # one key for the batch
+                states, tr = auto_reset_batch(world, reward_fn, levels, k_reset, states, actions)
+            else:  # one key per env, as a vmapped auto_reset_step takes them
+                states, tr = step_batch(world, reward_fn, levels, jax.random.split(k_reset, envs), states, actions)
             obs_sum = consume(obs_sum, jax.vmap(world.observe)(states))
             reward_sum = reward_sum + tr.reward.sum() + tr.terminated.sum() + tr.truncated.sum()
             return (states, obs_sum, reward_sum), None
@@ -156,6 +163,8 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=1024, help="levels in the auto-reset pool")
     parser.add_argument("--scenarios", nargs="*", default=None, help="default: every built-in scenario")
     parser.add_argument("--no-navix", action="store_true")
+    parser.add_argument("--reset", choices=("step", "batch", "both"), default="both",
+                        help="auto-reset path: vmapped auto_reset_step with per-env keys, auto_reset_batch, or both")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args()
 
@@ -175,17 +184,21 @@ def main() -> None:
         except Exception as exc:  # report, keep measuring the scenarios
             print(f"navix: FAILED ({type(exc).__name__}: {exc})")
     names = args.scenarios if args.scenarios else scenario_names()
+    paths = {"step": [False], "batch": [True], "both": [False, True]}[args.reset]
     for name in names:
-        try:
-            scenario = get_scenario(name)
-            run, levels, obs_shape = scenario_runner(scenario, args.envs, args.steps, args.pool)
-        except Exception as exc:
-            print(f"{name}: skipped, failed to import/build ({type(exc).__name__}: {exc})")
-            skipped.append({"name": name, "skipped": f"{type(exc).__name__}: {exc}"})
-            continue
-        grid = f"{obs_shape[0]}x{obs_shape[1]}" if len(obs_shape) >= 2 else str(obs_shape)
-        calls[name] = (run, (levels, key))
-        meta[name] = {"grid": grid, "obs_shape": obs_shape}
+        for batched in paths:
+            label = f"{name} [auto_reset_batch]" if batched else name
+            try:
+                scenario = get_scenario(name)
+                run, levels, obs_shape = scenario_runner(scenario, args.envs, args.steps, args.pool, batched)
+            except Exception as exc:
+                print(f"{label}: skipped, failed to import/build ({type(exc).__name__}: {exc})")
+                skipped.append({"name": label, "skipped": f"{type(exc).__name__}: {exc}"})
+                break
+            grid = f"{obs_shape[0]}x{obs_shape[1]}" if len(obs_shape) >= 2 else str(obs_shape)
+            calls[label] = (run, (levels, key))
+            meta[label] = {"grid": grid, "obs_shape": obs_shape, "reset": "auto_reset_batch" if batched else
+                           "vmap(auto_reset_step)"}
 
     timed = {}
     for name, call in calls.items():  # compile one at a time, so one failure does not lose the others

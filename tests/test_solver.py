@@ -76,7 +76,7 @@ def test_soft_value_iteration(coinrun):
     soft = solve(mdp, mdp.reward, gamma=0.95, temperature=0.1)
     colder = solve(mdp, mdp.reward, gamma=0.95, temperature=1e-3)
     assert np.allclose(soft.policy.sum(axis=1), 1.0)
-    assert (soft.value >= hard.value - 1e-9).all()  # entropy can only add value
+    assert (soft.value <= hard.value + 1e-9).all()  # the KL penalty towards uniform can only cost value
     assert np.allclose(colder.value, hard.value, atol=0.05)
     alive = ~mdp.terminal
     assert (soft.policy[alive] > 0).all()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -197,6 +198,113 @@ def run_training(scenario: str, config: PPOConfig, run_dir: Path, params: dict, 
             progress.update(task, completed=p["steps"], total=p["total_steps"], info=info)
 
         return train_loop(scenario, config, run_dir, params=params, resume=resume, on_progress=on_progress)
+
+
+def _policies_for(target: str, policy: Optional[str], params: dict):
+    """(scenario, policies, label, run folder or None) from a run folder or a scenario plus --policy NAME."""
+    from aligntriage.diagnose.policies import scripted_names
+    from aligntriage.train.loop import load_policy, read_run
+    from aligntriage.worlds import get_scenario
+
+    if policy is not None:
+        sc = get_scenario(target, **params)
+        if policy not in scripted_names(sc):
+            if Path(policy).is_dir():
+                record = read_run(Path(policy))
+                return _policies_for(policy, None, params)
+            from aligntriage.errors import UnknownName
+
+            raise UnknownName("policy", policy, scripted_names(sc) + ["RUN_DIR"], f"scenario '{sc.name}'")
+        return sc, [policy], policy, None
+    run_dir = Path(target)
+    if not run_dir.is_dir():
+        from aligntriage.worlds import scenario_names
+
+        if target in scenario_names():
+            raise AligntriageError(f"'{target}' is a scenario: add --policy NAME (a scripted policy) or give a run "
+                                   "folder")
+        raise AligntriageError(f"run folder '{target}' does not exist")
+    record = read_run(run_dir)
+    sc = get_scenario(record["scenario"], **record["params"])
+    seeds = record["ppo"]["seeds"]
+    return sc, [load_policy(run_dir, s) for s in range(seeds)], f"trained ({run_dir.name})", run_dir
+
+
+@app.command("diagnose")
+@user_errors
+def diagnose_command(
+    target: str = typer.Argument(..., help="A run folder, or a scenario name together with --policy NAME."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="Scripted policy: random, r-optimal, u-optimal, "
+                                         "goal:NAME."),
+    dist: str = typer.Option("deploy", "--dist", help="Distribution to diagnose on."),
+    partition: Optional[list[str]] = typer.Option(None, "--partition", help="Partition(s) to judge (default: all)."),
+    affordances: Optional[str] = typer.Option(None, "--affordances", help="Affordance set (default: all actions)."),
+    levels: int = typer.Option(200, "--levels", help="Sampled levels per distribution."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampled levels and episodes."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the diagnosis JSON here."),
+    params: Optional[list[str]] = ParamOption,
+) -> None:
+    """Diagnose a trained run or a scripted policy: verdict per partition, evidence, threat-model reading."""
+    from aligntriage.diagnose import diagnose
+    from aligntriage.report.terminal import print_diagnosis
+    from aligntriage.store.files import write_json
+
+    sc, policies, label, run_dir = _policies_for(target, policy, parse_params(params))
+    with console.status("diagnosing: enumerating levels, solving, sampling episodes…"):
+        result = diagnose(policies, sc, dist=dist, partitions=partition, affordances=affordances, levels=levels,
+                          seed=seed, policy_label=label)
+    print_diagnosis(console, result)
+    payload = json.loads(result.to_json())
+    if run_dir is not None:
+        write_json(run_dir / f"diagnosis-{dist}.json", payload)
+        console.print(f"saved {run_dir / f'diagnosis-{dist}.json'}")
+    if json_out:
+        write_json(json_out, payload)
+
+
+@app.command()
+@user_errors
+def run(
+    scenario: str = typer.Argument(..., help="Scenario name or path to a scenario file."),
+    steps: int = typer.Option(PPOConfig.total_steps, "--steps", help="Training environment steps per seed."),
+    seeds: int = typer.Option(1, "--seeds", help="Seeds trained together."),
+    dist: str = typer.Option("train", "--dist", help="Training distribution."),
+    levels: int = typer.Option(200, "--levels", help="Sampled levels per diagnosed distribution."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/SCENARIO-run-TIME)."),
+    params: Optional[list[str]] = ParamOption,
+) -> None:
+    """Train on the training distribution, diagnose on every distribution and partition, save everything."""
+    from aligntriage.diagnose import diagnose_many
+    from aligntriage.report.terminal import print_diagnosis
+    from aligntriage.store.files import write_json
+    from aligntriage.train.loop import load_policy
+    from aligntriage.worlds import get_scenario
+
+    level_params = parse_params(params)
+    sc = get_scenario(scenario, **level_params)
+    sc.distribution(dist)
+    run_dir = out or default_run_dir(scenario, "run")
+    config = PPOConfig(dist=dist, total_steps=steps, seeds=seeds)
+    record = run_training(scenario, config, run_dir, level_params, resume=False)
+    if record["status"] != "complete":
+        console.print(f"training interrupted; resume with: aligntriage train {scenario} --resume --out {run_dir}")
+        raise typer.Exit(130)
+    policies = [load_policy(run_dir, s) for s in range(seeds)]
+    dists = [dist] + [d for d in sc.distributions if d != dist]
+    with console.status(f"diagnosing on {len(dists)} distributions…"):
+        results = diagnose_many(policies, sc, dists, levels=levels, train_dist=dist,
+                                policy_label=f"trained on {dist}")
+    summary = Table(title=f"{sc.name}: verdicts of the agent trained on '{dist}'")
+    summary.add_column("diagnosed on")
+    for partition in sc.partitions:
+        summary.add_column(f"partition '{partition}'")
+    summary.add_column("inferred goal")
+    for name, result in results.items():
+        write_json(run_dir / f"diagnosis-{name}.json", json.loads(result.to_json()))
+        summary.add_row(name, *[v["verdict"] for v in result.verdicts], result.verdicts[0]["inferred_goal"] or "–")
+    print_diagnosis(console, results[dists[1]] if len(dists) > 1 else results[dist])
+    console.print(summary)
+    console.print(f"saved run and diagnoses in {run_dir}")
 
 
 def main() -> None:

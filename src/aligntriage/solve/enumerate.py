@@ -189,3 +189,67 @@ def enumerate_mdp(scenario: Scenario, level, max_states: int = DEFAULT_MAX_STATE
         index=index,
         time_dependent=world.time_dependent,
     )
+
+
+@dataclass
+class MDPBatch:
+    """The disjoint union of many levels' MDPs in one global state space.
+
+    Solvers and walks run on the union at once (one array operation covers every level); ``offsets[i]`` is level
+    i's initial state and ``level_of_state`` maps each global state back to its level.
+    """
+
+    levels: object  # stacked levels [L]
+    states: object  # state pytree without level [S]
+    next_state: np.ndarray  # [S, A] global indices
+    terminal: np.ndarray
+    reward: np.ndarray
+    utility: dict[str, np.ndarray]
+    goal_reward: dict[str, np.ndarray]
+    goal_achieved: dict[str, np.ndarray]
+    offsets: np.ndarray  # [L + 1]
+    level_of_state: np.ndarray  # [S]
+    indices: list[dict[bytes, int]]
+    time_dependent: bool
+
+    @property
+    def num_levels(self) -> int:
+        return int(self.offsets.shape[0] - 1)
+
+    @property
+    def num_states(self) -> int:
+        return int(self.terminal.shape[0])
+
+    @property
+    def initial(self) -> np.ndarray:
+        return self.offsets[:-1]
+
+
+def stack_mdps(mdps: list[MDP]) -> MDPBatch:
+    sizes = np.array([m.num_states for m in mdps])
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    def cat(name):
+        return {key: np.concatenate([getattr(m, name)[key] for m in mdps]) for key in getattr(mdps[0], name)}
+
+    return MDPBatch(
+        levels=jax.tree.map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]), *[m.level for m in mdps]),
+        states=jax.tree.map(lambda *leaves: np.concatenate(leaves), *[m.states for m in mdps]),
+        next_state=np.concatenate([m.next_state + off for m, off in zip(mdps, offsets)]),
+        terminal=np.concatenate([m.terminal for m in mdps]),
+        reward=np.concatenate([m.reward for m in mdps]),
+        utility=cat("utility"),
+        goal_reward=cat("goal_reward"),
+        goal_achieved=cat("goal_achieved"),
+        offsets=offsets,
+        level_of_state=np.repeat(np.arange(len(mdps)), sizes),
+        indices=[m.index for m in mdps],
+        time_dependent=mdps[0].time_dependent,
+    )
+
+
+def enumerate_levels(scenario: Scenario, levels, max_states: int = DEFAULT_MAX_STATES) -> MDPBatch:
+    """Enumerate every level of a stacked batch and join them into one MDPBatch."""
+    levels = jax.device_get(levels)
+    count = jax.tree.leaves(levels)[0].shape[0]
+    return stack_mdps([enumerate_mdp(scenario, _take(levels, i), max_states) for i in range(count)])

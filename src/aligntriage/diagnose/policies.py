@@ -1,0 +1,44 @@
+"""Scripted reference policies, as tables over a batch of enumerated levels.
+
+``random`` (uniform over the affordance set), ``r-optimal`` (optimal for R within the affordances),
+``u-optimal`` (optimal for the sum of U's terms), and ``goal:NAME`` (optimal for one candidate goal) let users see
+every verdict without training anything.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aligntriage.errors import UnknownName
+from aligntriage.scenario import Scenario
+from aligntriage.solve.enumerate import MDPBatch
+from aligntriage.solve.value import solve
+
+
+def scripted_names(scenario: Scenario) -> list[str]:
+    return ["random", "r-optimal", "u-optimal"] + [f"goal:{name}" for name in scenario.goals]
+
+
+def total_utility(batch: MDPBatch, terms=None) -> np.ndarray:
+    names = list(batch.utility) if terms is None else list(terms)
+    return sum((batch.utility[name] for name in names), np.zeros_like(batch.reward))
+
+
+def goal_solution(scenario: Scenario, batch: MDPBatch, goal: str, mask, gamma: float, temperature=None):
+    spec = scenario.goal(goal)
+    ends = batch.goal_achieved[goal] if spec.terminal else None
+    return solve(batch, batch.goal_reward[goal], gamma=gamma, mask=mask, ends=ends, temperature=temperature)
+
+
+def scripted_table(name: str, scenario: Scenario, batch: MDPBatch, mask: np.ndarray, gamma: float) -> np.ndarray:
+    """The [S, A] table of a scripted policy restricted to the affordance mask."""
+    if name == "random":
+        return np.broadcast_to(mask / mask.sum(), (batch.num_states, mask.size)).copy()
+    if name == "r-optimal":
+        return solve(batch, batch.reward, gamma=gamma, mask=mask).policy
+    if name == "u-optimal":
+        return solve(batch, total_utility(batch), gamma=gamma, mask=mask).policy
+    if name.startswith("goal:") and name[5:] in scenario.goals:
+        return goal_solution(scenario, batch, name[5:], mask, gamma).policy
+    raise UnknownName("policy", name, scripted_names(scenario) + ["RUN_DIR (a trained run)"],
+                      f"scenario '{scenario.name}'")

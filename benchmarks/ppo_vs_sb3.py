@@ -22,7 +22,7 @@ both alike. Reported: env-steps per second (steps trained / median wall time of 
 the median over rounds of (our rate / SB3's rate) in the same round. The environment's own speed under a random
 policy through the same ``ScenarioVectorEnv`` + adapter is reported too, as SB3's ceiling.
 
-    python benchmarks/ppo_vs_sb3.py --ours-steps 1048576 --sb3-steps 32768 --rounds 3 [--json OUT]
+    python benchmarks/ppo_vs_sb3.py --ours-steps 131072 --sb3-steps 32768 --rounds 7 [--json OUT]   # ~2-3 min
 """
 
 from __future__ import annotations
@@ -161,6 +161,23 @@ def make_sb3_model(env, args):
     )
 
 
+def time_phases(model) -> dict:
+    """Wrap the model's ``collect_rollouts`` and ``train`` to add up their wall time (where SB3's time goes)."""
+    totals = {"collect_rollouts": 0.0, "train": 0.0}
+    for name in totals:
+        inner = getattr(model, name)
+
+        def timed(*args, _inner=inner, _name=name, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _inner(*args, **kwargs)
+            finally:
+                totals[_name] += time.perf_counter() - start
+
+        setattr(model, name, timed)
+    return totals
+
+
 def env_only_rate(env, steps: int) -> float:
     """Random-policy steps/s through the SB3 adapter: the environment's share of SB3's time, as a ceiling."""
     env.reset()
@@ -180,11 +197,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--minibatches", type=int, default=4)
     parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--ours-steps", type=int, default=1_048_576,
+    parser.add_argument("--ours-steps", type=int, default=131_072,
                         help="env steps per timed call of our trainer (rounded down to whole updates)")
     parser.add_argument("--sb3-steps", type=int, default=32_768,
                         help="env steps per timed SB3 learn() call (rounded down to whole updates)")
-    parser.add_argument("--rounds", type=int, default=3, help="timed calls of each, alternating")
+    parser.add_argument("--rounds", type=int, default=7, help="timed calls of each, alternating")
     parser.add_argument("--sb3-env", choices=["vector", "dummy"], default="vector")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args()
@@ -225,6 +242,7 @@ def main() -> None:
     sb3_first = time.perf_counter() - start
     print(f"sb3: setup + first update {sb3_first:.1f}s (torch threads {torch.get_num_threads()})", flush=True)
 
+    phases = time_phases(model)
     ours_times, sb3_times = [], []
     for r in range(args.rounds):
         start = time.perf_counter()
@@ -241,6 +259,7 @@ def main() -> None:
     sb3_rate = per_update * sb3_updates / statistics.median(sb3_times)
     ratios = [(per_update * ours_updates / o) / (per_update * sb3_updates / s) for o, s in zip(ours_times, sb3_times)]
     ratio = statistics.median(ratios)
+    sb3_phase_per_update = {name: total / (sb3_updates * args.rounds) for name, total in phases.items()}
     env_rate = env_only_rate(env, max(20, 2 * args.rollout)) if args.sb3_env == "vector" else None
     print()
     print(f"| trainer | env steps trained per timed call | steps/s (median of {args.rounds}) | vs SB3 |")
@@ -249,6 +268,9 @@ def main() -> None:
     print(f"| Stable-Baselines3 PPO ({args.sb3_env} env) | {per_update * sb3_updates:,} | {sb3_rate:,.0f} | 1.0x |")
     print(f"\nratio ours/SB3 (median over rounds of same-round ratios): {ratio:.1f}x "
           f"[{', '.join(f'{x:.1f}' for x in ratios)}]; target >= 50x: {'met' if ratio >= 50 else 'NOT met'}")
+    print("SB3 seconds per update (mean over timed calls): " +
+          ", ".join(f"{name} {value:.3f}" for name, value in sb3_phase_per_update.items()) +
+          f"; ours: {statistics.median(ours_times) / ours_updates:.3f} s per update, all phases")
     if env_rate is not None:
         print(f"environment alone (random actions, ScenarioVectorEnv via the SB3 adapter): {env_rate:,.0f} steps/s")
     print(f"last update of ours: mean_return {float(metrics['mean_return'][0, -1]):.3f}, "
@@ -260,6 +282,7 @@ def main() -> None:
                 "machine": info, "args": vars(args), "ours_steps_per_s": ours_rate, "sb3_steps_per_s": sb3_rate,
                 "ratio": ratio, "ratios": ratios, "ours_times_s": ours_times, "sb3_times_s": sb3_times,
                 "ours_first_call_s": ours_first, "sb3_first_call_s": sb3_first, "env_only_steps_per_s": env_rate,
+                "sb3_seconds_per_update_by_phase": sb3_phase_per_update,
             }, fh, indent=2)
         print(f"wrote {args.json}")
 

@@ -172,7 +172,11 @@ def train(
     if resume and out is None:
         raise AligntriageError("--resume needs --out RUN_DIR")
     config = PPOConfig(dist=dist, total_steps=steps, seeds=seeds, seed=seed, num_envs=envs, width=width,
-                       depth=depth, network=network, ent_coef=ent_coef, gamma=gamma, lr=lr)
+                       depth=depth, network=network, ent_coef=ent_coef, gamma=gamma, lr=lr).validate()
+    if not resume:
+        from aligntriage.worlds import get_scenario
+
+        get_scenario(scenario, **parse_params(params)).distribution(dist)
     run_dir = out or default_run_dir(scenario, "train")
     record = run_training(scenario, config, run_dir, parse_params(params), resume)
     console.print(f"run {record['status']}: {run_dir}")

@@ -1,0 +1,128 @@
+"""Verdicts on constructed policies, the evidence they rest on, EPIC's invariances, and bad input."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aligntriage import AligntriageError, UnknownName, get_scenario
+from aligntriage.diagnose import Diagnosis, diagnose
+from aligntriage.diagnose.epic import canonical_transitions, pearson_distance
+from aligntriage.diagnose.evidence import Settings, disambiguating_levels
+from aligntriage.solve import enumerate_mdp, stack_mdps
+from aligntriage.worlds.coinrun import Level
+
+LEVELS = 24
+FAST = Settings(inference_levels=24, epic_levels=5)
+
+
+@pytest.fixture(scope="module")
+def qa():
+    return get_scenario("qa-kidnap")
+
+
+@pytest.fixture(scope="module")
+def maze():
+    return get_scenario("maze")
+
+
+def verdicts(d):
+    return {v["partition"]: v["verdict"] for v in d.verdicts}
+
+
+def test_coinrun_end_seeking_policy_is_inner_misaligned(coinrun):
+    d = diagnose("goal:end-of-level", coinrun, levels=LEVELS, settings=FAST)
+    assert verdicts(d) == {"task": "inner misalignment"}
+    assert d.verdicts[0]["inferred_goal"] == "end-of-level"
+    deploy = d.evidence["deploy"]
+    assert deploy["outcomes"]["disambiguating"]["end-of-level"]["mean"] > 0.9
+    assert deploy["goal_inference"]["posterior"]["end-of-level"] > 0.9
+    assert d.evidence["train"]["relative_r_regret"] < 0.01  # on train it looks perfect
+    assert deploy["epic"]["task"] == pytest.approx(0.0, abs=1e-6)  # R is U on the reward's scope
+
+
+def test_random_policy_is_a_capability_failure(coinrun, qa):
+    assert verdicts(diagnose("random", coinrun, levels=LEVELS, settings=FAST)) == {"task": "capability failure"}
+    got = verdicts(diagnose("random", qa, affordances="weak", levels=LEVELS, settings=FAST))
+    assert set(got.values()) == {"capability failure"}
+
+
+def test_r_optimal_policies_are_never_goal_misgeneralization(coinrun, maze, qa):
+    for scenario, kwargs in ((coinrun, {}), (maze, {}), (qa, {"affordances": "strong", "partitions": ["broad"]})):
+        d = diagnose("r-optimal", scenario, levels=LEVELS, settings=FAST, **kwargs)
+        assert "inner misalignment" not in verdicts(d).values(), scenario.name
+        assert abs(d.evidence["deploy"]["relative_r_regret"]) < 1e-6
+
+
+def test_qa_kidnap_coercion_is_inner_when_narrow_outer_when_broad(qa):
+    d = diagnose("r-optimal", qa, affordances="strong", levels=LEVELS, settings=FAST)
+    assert verdicts(d) == {"narrow": "inner misalignment", "broad": "outer misalignment"}
+    adequacy = d.evidence["deploy"]["adequacy"]
+    assert adequacy["narrow"]["relative_shortfall"] < 0.01 < adequacy["broad"]["relative_shortfall"]
+    [threat] = d.threat_model
+    assert threat["term"] == "harm" and threat["reading"] == "outer misalignment threat"
+    assert threat["agent_rate"] == 1.0
+
+
+def test_qa_kidnap_weak_reward_is_locally_adequate_under_both_partitions(qa):
+    d = diagnose("r-optimal", qa, affordances="weak", levels=LEVELS, settings=FAST)
+    for name in ("narrow", "broad"):
+        assert abs(d.evidence["deploy"]["adequacy"][name]["relative_shortfall"]) < 1e-6
+    assert set(verdicts(d).values()) == {"aligned"}
+    assert d.threat_model[0]["reading"] == "no catastrophe"
+
+
+def test_maze_corner_seeker_is_inner_misaligned(maze):
+    d = diagnose("goal:top-right-corner", maze, levels=LEVELS, settings=FAST)
+    assert verdicts(d) == {"task": "inner misalignment"}
+    assert d.verdicts[0]["inferred_goal"] == "top-right-corner"
+
+
+def test_diagnosis_round_trips_through_json(coinrun):
+    d = diagnose("goal:coin", coinrun, levels=4, settings=Settings(inference_levels=4, epic_levels=2))
+    again = Diagnosis.from_dict(json.loads(d.to_json()))
+    assert again.verdicts == d.verdicts and again.verdict("task") == "aligned"
+    assert again.evidence["deploy"]["values"]["agent"]["R"] == pytest.approx(d.evidence["deploy"]["values"]["agent"]["R"])
+
+
+def test_disambiguating_levels_are_decided_by_the_solver(coinrun):
+    height, width = coinrun.params["height"], coinrun.params["width"]
+    empty = jnp.zeros((height, width), bool)
+
+    def level(coin):
+        return Level(empty, empty, jnp.int32(0), jnp.int32(width - 1), jnp.int32(coin))
+
+    # coin at the exit: both goals are one behaviour; coin far from the way to the exit: they differ
+    mdps = [enumerate_mdp(coinrun, level(width - 1)), enumerate_mdp(coinrun, level((height - 1) * width))]
+    dis = disambiguating_levels(coinrun, stack_mdps(mdps), np.ones(4), Settings())
+    assert dis.tolist() == [False, True]
+
+
+def test_epic_invariances():
+    rng = np.random.default_rng(0)
+    states, actions, gamma = 7, 3, 0.9
+    triples = rng.normal(size=(states, actions, states))
+    next_state = rng.integers(0, states, size=(states, actions))
+    potential = rng.normal(size=states)
+    shaped = 3.0 * triples + gamma * potential[None, None, :] - potential[:, None, None]
+    base = canonical_transitions(triples, next_state, gamma)
+    assert pearson_distance(base, canonical_transitions(shaped, next_state, gamma)) == pytest.approx(0.0, abs=1e-6)
+    assert pearson_distance(base, base) == pytest.approx(0.0, abs=1e-7)
+    other = canonical_transitions(rng.normal(size=triples.shape), next_state, gamma)
+    assert pearson_distance(base, other) > 0.2
+    assert pearson_distance(base, canonical_transitions(-triples, next_state, gamma)) == pytest.approx(1.0)
+
+
+def test_bad_input_is_a_clear_error(coinrun):
+    with pytest.raises(UnknownName, match="unknown partition 'nope'.*valid: task"):
+        diagnose("random", coinrun, partitions=["nope"], levels=4)
+    with pytest.raises(UnknownName, match="unknown distribution 'elsewhere'"):
+        diagnose("random", coinrun, dist="elsewhere", levels=4)
+    with pytest.raises(UnknownName, match="unknown policy 'greedy'"):
+        diagnose("greedy", coinrun, levels=4)
+    with pytest.raises(UnknownName, match="unknown affordance set 'strong'"):
+        diagnose("random", coinrun, affordances="strong", levels=4)
+    with pytest.raises(AligntriageError, match="levels must be >= 2"):
+        diagnose("random", coinrun, levels=1)

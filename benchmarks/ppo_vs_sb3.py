@@ -22,7 +22,9 @@ both alike. Reported: env-steps per second (steps trained / median wall time of 
 the median over rounds of (our rate / SB3's rate) in the same round. The environment's own speed under a random
 policy through the same ``ScenarioVectorEnv`` + adapter is reported too, as SB3's ceiling.
 
-    python benchmarks/ppo_vs_sb3.py --ours-steps 131072 --sb3-steps 32768 --rounds 7 [--json OUT]   # ~2-3 min
+    python benchmarks/ppo_vs_sb3.py --ours-steps 262144 --sb3-steps 131072 --rounds 15 [--json OUT]
+
+(the defaults; about 2 minutes on an idle 2-core machine, longer under load: the SB3 side slows down most).
 """
 
 from __future__ import annotations
@@ -197,11 +199,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--minibatches", type=int, default=4)
     parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--ours-steps", type=int, default=131_072,
+    parser.add_argument("--ours-steps", type=int, default=262_144,
                         help="env steps per timed call of our trainer (rounded down to whole updates)")
-    parser.add_argument("--sb3-steps", type=int, default=32_768,
+    parser.add_argument("--sb3-steps", type=int, default=131_072,
                         help="env steps per timed SB3 learn() call (rounded down to whole updates)")
-    parser.add_argument("--rounds", type=int, default=7, help="timed calls of each, alternating")
+    parser.add_argument("--rounds", type=int, default=15, help="timed calls of each, alternating")
     parser.add_argument("--sb3-env", choices=["vector", "dummy"], default="vector")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args()

@@ -259,7 +259,8 @@ class ScenarioEnv(gymnasium.Env):
         self.scenario = _resolve(scenario_or_name, params)
         self.scenario.distribution(dist)  # UnknownName for a bad distribution, before anything compiles
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise AligntriageError(f"unknown render_mode '{render_mode}'; valid: {', '.join(self.metadata['render_modes'])}")
+            valid = ", ".join(self.metadata["render_modes"])
+            raise AligntriageError(f"unknown render_mode '{render_mode}'; valid: {valid}")
         self.dist = dist
         self.utility_info = bool(utility_info)
         self.render_mode = render_mode

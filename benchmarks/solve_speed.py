@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -99,17 +98,17 @@ def main() -> None:
                 row[label] = solve_pass(scenario, levels, args.levels)
                 r = row[label]
                 print(f"{name} [{label}]: {r['total_s']:.1f}s total, {r['per_level_ms']:.1f} ms/level "
-                      f"(enumerate {r['enumerate_s']:.1f}s, solve {r['solve_s']:.1f}s; median {r['median_level_ms']:.1f}"
-                      f" ms, max {r['max_level_ms']:.0f} ms), states mean {r['mean_states']:.0f} max {r['max_states']}",
-                      flush=True)
+                      f"(enumerate {r['enumerate_s']:.1f}s, solve {r['solve_s']:.1f}s; "
+                      f"median {r['median_level_ms']:.1f} ms, max {r['max_level_ms']:.0f} ms), "
+                      f"states mean {r['mean_states']:.0f} max {r['max_states']}", flush=True)
         except Exception as exc:
             traceback.print_exc()
             row["skipped"] = f"{type(exc).__name__}: {exc}"
         results.append(row)
 
     print()
-    print(f"| scenario | levels | total s | ms/level | enumerate s | solve s | states mean | states max |")
-    print(f"|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| scenario | levels | total s | ms/level | enumerate s | solve s | states mean | states max |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in results:
         for label in ("cold", "warm"):
             if label not in row:

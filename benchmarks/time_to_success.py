@@ -21,7 +21,8 @@ from aligntriage.train.ppo import PPOConfig, make_trainer, seed_keys
 
 def time_to_success(name: str, seed: int, target: float, max_steps: int, envs: int, chunk: int) -> dict:
     scenario = get_scenario(name)
-    config = PPOConfig(total_steps=max_steps, seed=seed, num_envs=envs)
+    settings = {**scenario.training, "total_steps": max_steps, "seed": seed, "num_envs": envs}
+    config = PPOConfig.from_dict(settings)  # the scenario's own training defaults (e.g. maze's entropy bonus)
     start = time.monotonic()
     trainer = make_trainer(scenario.world, scenario.reward, scenario.distribution("train").sample, config)
     runner = trainer.init(seed_keys(config))

@@ -5,8 +5,9 @@ per step a batch of uniform random actions (``jax.random.randint``), one auto-re
 episodes restart on a uniformly random level of a pool drawn with ``sample_levels``) and ``world.observe`` of every
 next state. The step is ``vmap(worlds.vector.auto_reset_step)`` with one split key per env (the way the PPO trainer
 calls it) and, as a second row, ``worlds.vector.auto_reset_batch`` (one key per step for the whole batch).
-Every observation is folded into the scan's carry (per-cell sums over envs and steps, int32) and returned with a
-reward checksum, so XLA cannot drop any of the work. The peer is navix ``Navix-Empty-8x8-v0`` through its own API
+Every observation is folded into the scan's carry (per-cell sums over the batch, read as float32 the way a policy
+network reads them; ``--consume`` picks another fold) and returned with a reward checksum, so XLA cannot drop any
+of the work. The peer is navix ``Navix-Empty-8x8-v0`` through its own API
 (vmapped ``env.reset``/``env.step``, navix's autoreset as-is, every ``timestep.observation`` consumed the same way).
 
 Compile time is excluded (one warm-up call each). Then ``--repeats`` rounds, each timing every function once in
@@ -86,21 +87,41 @@ def time_interleaved(calls: dict, repeats: int) -> dict:
             for name in calls}
 
 
-def consume(obs_sum: jax.Array, obs: jax.Array) -> jax.Array:
-    """Fold a batch of observations into the carried checksum: per-cell sums over envs (and, carried, over steps).
+def consume_f32(obs_sum: jax.Array, obs: jax.Array) -> jax.Array:
+    """Fold a batch of observations into the carried checksum: per-cell sums over envs, taken in float32.
 
-    The same for every world and for navix. Every element of every observation feeds the result, so XLA must
-    compute them all.
+    What a policy network does first with a batch of observations is to read every element as a float32; this
+    does that and sums over the batch (exact: at most 4,096 * 255 per cell and step), then adds the per-cell sums
+    into the int32 carry. The same for every world and for navix; every element of every observation counts.
     """
+    return obs_sum + obs.astype(jnp.float32).sum(axis=0).astype(jnp.int32)
+
+
+def consume_int32(obs_sum: jax.Array, obs: jax.Array) -> jax.Array:
+    """Per-cell int32 sums over envs. XLA on CPU splits this reduction into a tree of reduce-windows over an int32
+    copy of the batch, which costs coinrun (420 elements an observation) far more than navix (192)."""
     return obs_sum + obs.sum(axis=0, dtype=jnp.int32)
 
 
-def scenario_runner(scenario, envs: int, steps: int, pool: int, batched: bool = False):
+def consume_xor(obs_sum: jax.Array, obs: jax.Array) -> jax.Array:
+    """Per-cell XOR over envs in the observation's own dtype (a parity checksum), added into the int32 carry.
+
+    The cheapest way found to use every element, so it shows most of the worlds' own cost.
+    """
+    folded = jax.lax.reduce(obs, jnp.zeros((), obs.dtype), jax.lax.bitwise_xor, (0,))
+    return obs_sum + folded.astype(jnp.int32)
+
+
+CONSUMERS = {"f32": consume_f32, "int32": consume_int32, "xor": consume_xor}
+
+
+def scenario_runner(scenario, envs: int, steps: int, pool: int, batched: bool = False, consume=consume_f32):
     """(jitted run(levels, key) -> (obs checksum, reward checksum), level pool, observation shape)."""
     world = scenario.world
     reward_fn = scenario.reward
     num_actions = world.num_actions
-    step_batch = jax.vmap(auto_reset_step, in_axes=(None, None, None, 0, 0, 0))
+    step_batch = jax.vmap(lambda levels, key, state, action: auto_reset_step(world, reward_fn, levels, key, state,
+                                                                             action), in_axes=(None, 0, 0, 0))
 
     def run(levels, key):
         k_init, k_scan = jax.random.split(key)
@@ -113,7 +134,7 @@ def scenario_runner(scenario, envs: int, steps: int, pool: int, batched: bool = 
             if batched:  # one key for the batch
                 states, tr = auto_reset_batch(world, reward_fn, levels, k_reset, states, actions)
             else:  # one key per env, as a vmapped auto_reset_step takes them
-                states, tr = step_batch(world, reward_fn, levels, jax.random.split(k_reset, envs), states, actions)
+                states, tr = step_batch(levels, jax.random.split(k_reset, envs), states, actions)
             obs_sum = consume(obs_sum, jax.vmap(world.observe)(states))
             reward_sum = reward_sum + tr.reward.sum() + tr.terminated.sum() + tr.truncated.sum()
             return (states, obs_sum, reward_sum), None
@@ -124,12 +145,12 @@ def scenario_runner(scenario, envs: int, steps: int, pool: int, batched: bool = 
         return obs_sum, reward_sum  # only the checksums: returning the final states costs copies
 
     levels = jax.jit(lambda k: sample_levels(scenario, "train", k, pool))(jax.random.PRNGKey(1))
-    init = jax.eval_shape(jax.vmap(lambda k: reset_from_pool(world, levels, k)), jax.random.split(jax.random.PRNGKey(0), 1))
-    obs_shape = jax.eval_shape(jax.vmap(world.observe), init).shape[1:]
+    first = jax.tree.map(lambda leaf: leaf[0], levels)
+    obs_shape = jax.eval_shape(lambda lv: world.observe(world.reset(jax.random.PRNGKey(0), lv)), first).shape
     return jax.jit(run), levels, tuple(obs_shape)
 
 
-def navix_runner(envs: int, steps: int):
+def navix_runner(envs: int, steps: int, consume=consume_f32):
     import navix as nx
 
     env = nx.make(NAVIX_ENV)
@@ -165,19 +186,23 @@ def main() -> None:
     parser.add_argument("--no-navix", action="store_true")
     parser.add_argument("--reset", choices=("step", "batch", "both"), default="both",
                         help="auto-reset path: vmapped auto_reset_step with per-env keys, auto_reset_batch, or both")
+    parser.add_argument("--consume", choices=tuple(CONSUMERS), default="f32",
+                        help="how observations are folded into the checksum: float32 sums over the batch (default), "
+                             "int32 sums, or XOR parity")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args()
+    consume = CONSUMERS[args.consume]
 
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB RAM, {info['os']}")
     print(f"jax {info['jax']} backend={info['backend']} devices={info['devices']}")
-    print(f"envs={args.envs} steps={args.steps} repeats={args.repeats} pool={args.pool}\n")
+    print(f"envs={args.envs} steps={args.steps} repeats={args.repeats} pool={args.pool} consume={args.consume}\n")
 
     key = jax.random.PRNGKey(0)
     calls, meta, results, skipped = {}, {}, [], []
     if not args.no_navix:
         try:
-            run, obs_shape, num_actions = navix_runner(args.envs, args.steps)
+            run, obs_shape, num_actions = navix_runner(args.envs, args.steps, consume)
             name = f"navix {NAVIX_ENV}"
             calls[name] = (run, (key,))
             meta[name] = {"grid": "8x8", "obs_shape": obs_shape, "peer": True}
@@ -190,7 +215,7 @@ def main() -> None:
             label = f"{name} [auto_reset_batch]" if batched else name
             try:
                 scenario = get_scenario(name)
-                run, levels, obs_shape = scenario_runner(scenario, args.envs, args.steps, args.pool, batched)
+                run, levels, obs_shape = scenario_runner(scenario, args.envs, args.steps, args.pool, batched, consume)
             except Exception as exc:
                 print(f"{label}: skipped, failed to import/build ({type(exc).__name__}: {exc})")
                 skipped.append({"name": label, "skipped": f"{type(exc).__name__}: {exc}"})
@@ -228,8 +253,8 @@ def main() -> None:
     results += skipped
     print()
     print("steps/s: envs * steps / median time; vs navix: median over rounds of navix time / scenario time")
-    print(f"| scenario | grid (obs shape) | steps/s | vs navix |")
-    print(f"|---|---|---:|---:|")
+    print("| scenario | grid (obs shape) | steps/s | vs navix |")
+    print("|---|---|---:|---:|")
     for row in results:
         if "skipped" in row:
             print(f"| {row['name']} | skipped: {row['skipped']} | | |")

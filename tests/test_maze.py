@@ -104,8 +104,9 @@ def test_every_free_cell_reachable_and_maze_is_a_tree(levels):
 
 def test_mazes_vary(levels):
     walls = levels["deploy"].walls.reshape(NUM_LEVELS, -1)
-    # Depth-first mazes favour long corridors, so a 4x4-room maze repeats now and then (~8% of 500).
-    assert len({row.tobytes() for row in walls}) > NUM_LEVELS * 0.8
+    # The default 3x3-room maze has only 192 spanning trees (and depth-first search favours some), so mazes repeat;
+    # what must hold is that generation is not stuck on a few layouts.
+    assert len({row.tobytes() for row in walls}) > 50
 
 
 def test_train_cheese_in_top_right_region(scenario, levels):
@@ -187,7 +188,7 @@ def test_corner_goal_policy_reaches_corner(scenario, levels):
 
 
 def test_scripted_trajectory():
-    scenario = build()
+    scenario = build(size=9)
     world = scenario.world
     size = 9
     # A hand-made maze: an S-shaped corridor from the start (bottom-left) to the corner (top-right).

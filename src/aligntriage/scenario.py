@@ -128,6 +128,8 @@ class Scenario:
     affordances: Mapping[str, Affordances]
     params: Mapping[str, Any] = field(default_factory=dict)
     doc: str = ""
+    training: Mapping[str, Any] = field(default_factory=dict)
+    """Training settings this scenario needs by default (e.g. a step budget); explicit user settings win."""
 
     @classmethod
     def build(
@@ -145,6 +147,7 @@ class Scenario:
         affordances: list[Affordances] | None = None,
         params: Mapping[str, Any] | None = None,
         doc: str = "",
+        training: Mapping[str, Any] | None = None,
     ) -> Scenario:
         """Assemble and validate a scenario from lists of its parts (the form a scenario file uses)."""
         if affordances is None:
@@ -162,6 +165,7 @@ class Scenario:
             affordances=_frozen(affordances),
             params=MappingProxyType(dict(params or {})),
             doc=doc,
+            training=MappingProxyType(dict(training or {})),
         )
         scenario.validate()
         return scenario

@@ -149,34 +149,47 @@ def default_run_dir(scenario: str, kind: str) -> Path:
     return Path("runs") / f"{Path(scenario).stem}-{kind}-{stamp}"
 
 
+def training_config(scenario, **options) -> PPOConfig:
+    """Training settings: PPOConfig defaults, then the scenario's own defaults, then what the user typed."""
+    settings = {**scenario.training, **{k: v for k, v in options.items() if v is not None}}
+    return PPOConfig.from_dict(settings)
+
+
+def _opt(name: str, help_text: str):
+    return typer.Option(None, f"--{name}", help=f"{help_text} (default {getattr(PPOConfig, name.replace('-', '_'))})")
+
+
 @app.command()
 @user_errors
 def train(
     scenario: str = typer.Argument(..., help="Scenario name or path to a scenario file."),
     dist: str = typer.Option("train", "--dist", help="Training distribution."),
-    steps: int = typer.Option(PPOConfig.total_steps, "--steps", help="Environment steps per seed."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Environment steps per seed (default "
+                                        f"{PPOConfig.total_steps}, or the scenario's own budget)."),
     seeds: int = typer.Option(1, "--seeds", help="Seeds trained together in one vmapped call."),
     seed: int = typer.Option(0, "--seed", help="First seed."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/SCENARIO-train-TIME)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
-    envs: int = typer.Option(PPOConfig.num_envs, "--envs", help="Parallel environments per seed."),
-    width: int = typer.Option(PPOConfig.width, "--width", help="Hidden units per layer."),
-    depth: int = typer.Option(PPOConfig.depth, "--depth", help="Hidden layers."),
-    network: str = typer.Option(PPOConfig.network, "--network", help="mlp or cnn."),
-    ent_coef: float = typer.Option(PPOConfig.ent_coef, "--ent-coef", help="Entropy bonus coefficient."),
-    gamma: float = typer.Option(PPOConfig.gamma, "--gamma", help="Discount."),
-    lr: float = typer.Option(PPOConfig.lr, "--lr", help="Adam learning rate (annealed to 0)."),
+    envs: Optional[int] = typer.Option(None, "--envs", help=f"Parallel environments per seed (default "
+                                       f"{PPOConfig.num_envs})."),
+    width: Optional[int] = _opt("width", "Hidden units per layer."),
+    depth: Optional[int] = _opt("depth", "Hidden layers."),
+    network: Optional[str] = _opt("network", "mlp or cnn."),
+    ent_coef: Optional[float] = typer.Option(None, "--ent-coef", help="Entropy bonus coefficient (default "
+                                             f"{PPOConfig.ent_coef}, or the scenario's own)."),
+    gamma: Optional[float] = _opt("gamma", "Discount."),
+    lr: Optional[float] = _opt("lr", "Adam learning rate (annealed to 0)."),
     params: Optional[list[str]] = ParamOption,
 ) -> None:
     """Train PPO on a scenario's training distribution, with R only."""
+    from aligntriage.worlds import get_scenario
+
     if resume and out is None:
         raise AligntriageError("--resume needs --out RUN_DIR")
-    config = PPOConfig(dist=dist, total_steps=steps, seeds=seeds, seed=seed, num_envs=envs, width=width,
-                       depth=depth, network=network, ent_coef=ent_coef, gamma=gamma, lr=lr).validate()
-    if not resume:
-        from aligntriage.worlds import get_scenario
-
-        get_scenario(scenario, **parse_params(params)).distribution(dist)
+    sc = get_scenario(scenario, **parse_params(params))
+    sc.distribution(dist)
+    config = training_config(sc, dist=dist, total_steps=steps, seeds=seeds, seed=seed, num_envs=envs, width=width,
+                             depth=depth, network=network, ent_coef=ent_coef, gamma=gamma, lr=lr)
     run_dir = out or default_run_dir(scenario, "train")
     record = run_training(scenario, config, run_dir, parse_params(params), resume)
     console.print(f"run {record['status']}: {run_dir}")
@@ -270,7 +283,8 @@ def diagnose_command(
 @user_errors
 def run(
     scenario: str = typer.Argument(..., help="Scenario name or path to a scenario file."),
-    steps: int = typer.Option(PPOConfig.total_steps, "--steps", help="Training environment steps per seed."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training environment steps per seed (default "
+                                        f"{PPOConfig.total_steps}, or the scenario's own budget)."),
     seeds: int = typer.Option(1, "--seeds", help="Seeds trained together."),
     dist: str = typer.Option("train", "--dist", help="Training distribution."),
     levels: int = typer.Option(200, "--levels", help="Sampled levels per diagnosed distribution."),
@@ -288,7 +302,7 @@ def run(
     sc = get_scenario(scenario, **level_params)
     sc.distribution(dist)
     run_dir = out or default_run_dir(scenario, "run")
-    config = PPOConfig(dist=dist, total_steps=steps, seeds=seeds)
+    config = training_config(sc, dist=dist, total_steps=steps, seeds=seeds)
     record = run_training(scenario, config, run_dir, level_params, resume=False)
     if record["status"] != "complete":
         console.print(f"training interrupted; resume with: aligntriage train {scenario} --resume --out {run_dir}")

@@ -31,16 +31,26 @@ def plane(pos: jax.Array, shape: tuple[int, int], on: jax.Array | bool = True) -
     return ((jnp.arange(shape[0] * shape[1]) == pos) & on).reshape(shape)
 
 
-def stack_planes(planes: list[jax.Array]) -> jax.Array:
-    """``jnp.stack(planes, axis=-1)`` (same values, shape and dtype), written as a stack on a leading axis and a
-    transpose.
+def marks(cells: jax.Array, shape: tuple[int, int]) -> jax.Array:
+    """``[k, H * W]`` flat boolean planes, plane ``i`` with the one cell ``cells[i]`` set (none where negative).
 
-    XLA on CPU compiles a stack on the last axis into a loop that picks the source plane element by element; the
-    transposed form computes each plane as a contiguous run and fuses better with what consumes the batch of
-    observations. In benchmarks/world_speed.py (4,096 coinrun envs) it made the whole auto-resetting step about
-    1.3x faster, and maze's about 1.25x.
+    ``marks(jnp.stack([a, jnp.where(on, b, -1)]), shape)`` holds ``plane(a, shape)`` and ``plane(b, shape, on)``
+    (flattened), built with one broadcast comparison.
     """
-    return jnp.moveaxis(jnp.stack(planes, axis=0), 0, -1)
+    cells = jnp.asarray(cells, jnp.int32)
+    return cells[:, None] == jnp.arange(shape[0] * shape[1], dtype=jnp.int32)[None, :]
+
+
+def channels_last(planes: jax.Array, shape: tuple[int, int]) -> jax.Array:
+    """``[C, H * W]`` flat planes as an ``[H, W, C]`` observation: ``jnp.stack`` of the planes on the last axis.
+
+    Building flat planes on a leading axis and transposing once at the end, rather than stacking ``[H, W]`` planes
+    on the last axis, lets XLA on CPU compute each plane as a contiguous run instead of choosing the source plane
+    element by element; in benchmarks/world_speed.py (4,096 envs, 1 core) it made coinrun's observation about 2.5x
+    cheaper to build and consume, the whole step about 2x faster.
+    """
+    channels = planes.shape[0]
+    return planes.reshape(channels, -1).T.reshape(shape + (channels,))
 
 
 def render_rows(layers: list[tuple[str, jax.Array]], shape: tuple[int, int], empty: str = ".") -> list[str]:

@@ -59,10 +59,11 @@ def partition_verdict(scenario, partition: str, deploy: dict, train: dict, tol: 
     goal, gain = _explaining_goal(deploy, tol)
     intended = scenario.intended_goal.name
     train_regret = train["relative_r_regret"]
-    numbers = (f"U shortfall {_fmt(rel_short)} of the U-optimum (tolerance {_fmt(tol.aligned)}); "
-               f"R-regret {_fmt(regret)} of the R-optimum; the R-optimal policy of these affordances falls "
-               f"{_fmt(adequacy['relative_shortfall'])} short on the reward-scope terms ({', '.join(scope)}); "
-               f"on the training distribution the R-regret is {_fmt(train_regret)}.")
+    numbers = (f"Numbers (relative to the optimum's value): U shortfall {_fmt(rel_short)} (aligned below "
+               f"{_fmt(tol.aligned)}); R-regret {_fmt(regret)} (low below {_fmt(tol.regret)}); the R-optimal "
+               f"policy of these affordances falls {_fmt(adequacy['relative_shortfall'])} short on the reward-scope "
+               f"terms ({', '.join(scope)}) (adequate below {_fmt(tol.adequacy)}); R-regret on the training "
+               f"distribution {_fmt(train_regret)}.")
     split_text = (f" The shortfall splits {split['reward_scope']:.0%} into terms the reward is responsible for and "
                   f"{split['training_process']:.0%} into terms left to the training process.") if total > 0 else ""
     inferred = goal

@@ -47,6 +47,7 @@ def test_show_renders_text_and_png(tmp_path):
         (("diagnose", "no/such/run"), "run folder 'no/such/run' does not exist"),
         (("diagnose", "coinrun"), "add --policy NAME"),
         (("train", "coinrun", "--network", "rnn"), "unknown network 'rnn'"),
+        (("diagnose", "coinrun", "--policy", "random", "--tol", "strictness=1"), "unknown tolerance 'strictness'"),
     ],
 )
 def test_bad_input_gets_one_line_and_exit_code_2(args, message):

@@ -217,6 +217,23 @@ def run_training(scenario: str, config: PPOConfig, run_dir: Path, params: dict, 
         return train_loop(scenario, config, run_dir, params=params, resume=resume, on_progress=on_progress)
 
 
+def tolerances_from(items: list[str] | None):
+    """Verdict tolerances with ``KEY=VALUE`` overrides."""
+    import dataclasses
+
+    from aligntriage.diagnose import Tolerances
+    from aligntriage.errors import UnknownName
+
+    valid = [f.name for f in dataclasses.fields(Tolerances)]
+    overrides = parse_params(items)
+    for key, value in overrides.items():
+        if key not in valid:
+            raise UnknownName("tolerance", key, valid)
+        if not isinstance(value, (int, float)):
+            raise AligntriageError(f"tolerance {key} must be a number, got '{value}'")
+    return Tolerances(**{k: float(v) for k, v in overrides.items()})
+
+
 def _policies_for(target: str, policy: Optional[str], params: dict):
     """(scenario, policies, label, run folder or None) from a run folder or a scenario plus --policy NAME."""
     from aligntriage.diagnose.policies import scripted_names
@@ -226,12 +243,9 @@ def _policies_for(target: str, policy: Optional[str], params: dict):
     if policy is not None:
         sc = get_scenario(target, **params)
         if policy not in scripted_names(sc):
-            if Path(policy).is_dir():
-                record = read_run(Path(policy))
-                return _policies_for(policy, None, params)
             from aligntriage.errors import UnknownName
 
-            raise UnknownName("policy", policy, scripted_names(sc) + ["RUN_DIR"], f"scenario '{sc.name}'")
+            raise UnknownName("policy", policy, scripted_names(sc), f"scenario '{sc.name}'")
         return sc, [policy], policy, None
     run_dir = Path(target)
     if not run_dir.is_dir():
@@ -259,6 +273,9 @@ def diagnose_command(
     levels: int = typer.Option(200, "--levels", help="Sampled levels per distribution."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampled levels and episodes."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the diagnosis JSON here."),
+    tolerance: Optional[list[str]] = typer.Option(None, "--tol", help="Verdict tolerance override KEY=VALUE, "
+                                                  "e.g. --tol aligned=0.05 (keys: aligned, regret, adequacy, "
+                                                  "explains, train_regret)."),
     params: Optional[list[str]] = ParamOption,
 ) -> None:
     """Diagnose a trained run or a scripted policy: verdict per partition, evidence, threat-model reading."""
@@ -269,7 +286,7 @@ def diagnose_command(
     sc, policies, label, run_dir = _policies_for(target, policy, parse_params(params))
     with console.status("diagnosing: enumerating levels, solving, sampling episodes…"):
         result = diagnose(policies, sc, dist=dist, partitions=partition, affordances=affordances, levels=levels,
-                          seed=seed, policy_label=label)
+                          seed=seed, policy_label=label, tolerances=tolerances_from(tolerance))
     print_diagnosis(console, result)
     payload = json.loads(result.to_json())
     if run_dir is not None:

@@ -40,5 +40,4 @@ def scripted_table(name: str, scenario: Scenario, batch: MDPBatch, mask: np.ndar
         return solve(batch, total_utility(batch), gamma=gamma, mask=mask).policy
     if name.startswith("goal:") and name[5:] in scenario.goals:
         return goal_solution(scenario, batch, name[5:], mask, gamma).policy
-    raise UnknownName("policy", name, scripted_names(scenario) + ["RUN_DIR (a trained run)"],
-                      f"scenario '{scenario.name}'")
+    raise UnknownName("policy", name, scripted_names(scenario), f"scenario '{scenario.name}'")

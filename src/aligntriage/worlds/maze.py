@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage.scenario import Distribution, Goal, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, move, plane, random_cell, render_rows
+from aligntriage.worlds.grid import MOVES, channels_last, marks, move, plane, random_cell, render_rows
 
 PARAMS = {"size": 7, "region": 1, "horizon": 100}
 # An MLP learns 3x3-cell mazes to 95% in about 2.5M steps with a small entropy bonus; at size 9 it plateaus near 55%.
@@ -146,10 +146,8 @@ def build(**overrides) -> Scenario:
 
     def observe(state: State) -> jax.Array:
         level = state.level
-        return jnp.stack(
-            [level.walls, plane(state.pos, shape), plane(level.cheese, shape, ~state.cheese)],
-            axis=-1,
-        )
+        cells = jnp.stack([state.pos, jnp.where(state.cheese, -1, level.cheese)])
+        return channels_last(jnp.concatenate([level.walls.reshape(1, -1), marks(cells, shape)]), shape)
 
     def render(state: State) -> list[str]:
         level = state.level

@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aligntriage.scenario import Affordances, Distribution, Goal, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, move, plane, random_cell, render_rows
+from aligntriage.worlds.grid import MOVES, channels_last, marks, move, plane, random_cell, render_rows
 
 PARAMS = {
     "height": 5,
@@ -183,20 +183,13 @@ def build(**overrides) -> Scenario:
 
     def observe(state: State) -> jax.Array:
         level = state.level
-        desk = plane(level.desk, shape)
-        return jnp.stack(
-            [
-                level.walls,
-                plane(state.pos, shape),
-                desk,
-                plane(human_cell(state), shape),
-                plane(level.desk, shape, state.captive),
-                plane(level.desk, shape, state.wait == 0),
-                desk * state.progress,
-                desk * state.wait,
-            ],
-            axis=-1,
-        ).astype(jnp.int32)
+        desk = (jnp.arange(shape[0] * shape[1]) == level.desk).astype(jnp.int32)[None, :]
+        cells = jnp.stack([state.pos, human_cell(state), jnp.where(state.captive, level.desk, -1),
+                           jnp.where(state.wait == 0, level.desk, -1)])
+        found = marks(cells, shape).astype(jnp.int32)
+        planes = jnp.concatenate([level.walls.reshape(1, -1).astype(jnp.int32), found[:1], desk, found[1:],
+                                  desk * state.progress, desk * state.wait])
+        return channels_last(planes, shape)
 
     def render(state: State) -> list[str]:
         level = state.level

@@ -19,6 +19,13 @@ _BUILTIN = {
     "coinrun": "aligntriage.worlds.coinrun",
     "maze": "aligntriage.worlds.maze",
     "qa-kidnap": "aligntriage.worlds.qa_kidnap",
+    "keys-chests": "aligntriage.worlds.keys_chests",
+    "monster": "aligntriage.worlds.monster",
+    "follow-leader": "aligntriage.worlds.follow_leader",
+    "tomato-watering": "aligntriage.worlds.tomato_watering",
+    "absent-supervisor": "aligntriage.worlds.absent_supervisor",
+    "boat-race": "aligntriage.worlds.boat_race",
+    "side-effects": "aligntriage.worlds.side_effects",
 }
 
 

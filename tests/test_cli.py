@@ -36,7 +36,7 @@ def test_show_renders_text_and_png(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("show", "nope"), "unknown scenario 'nope'; valid: coinrun, "),
+        (("show", "nope"), "unknown scenario 'nope'; valid: "),
         (("show", "coinrun", "--dist", "moon"), "unknown distribution 'moon'"),
         (("show", "coinrun", "-p", "colour=3"), "unknown level parameter 'colour'"),
         (("diagnose", "coinrun", "--policy", "greedy", "--levels", "2"), "unknown policy 'greedy'"),

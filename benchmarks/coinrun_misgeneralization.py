@@ -78,10 +78,12 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=256)
     parser.add_argument("--levels", type=int, default=1000)
     parser.add_argument("--json", default=None)
+    parser.add_argument("-p", "--param", action="append", default=[], help="coinrun level parameter KEY=VALUE")
     args = parser.parse_args()
+    params = {key: float(value) for key, value in (item.split("=", 1) for item in args.param)}
     print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} jax device(s) "
           f"({jax.default_backend()}), jax {jax.__version__}")
-    rows = measure(args.dists.split(","), args.steps, args.seeds, args.envs, args.levels, {})
+    rows = measure(args.dists.split(","), args.steps, args.seeds, args.envs, args.levels, params)
     print("| trained on | seeds | train success | coin (disamb.) | end without coin | died/timed out | verdicts |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:

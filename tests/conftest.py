@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
 
 import jax
+import numpy as np
 import pytest
 
 from aligntriage import get_scenario
@@ -34,3 +35,13 @@ def sample(scenario, dist, count, seed=0):
 
 def one(levels, i):
     return jax.tree.map(lambda leaf: leaf[i], levels)
+
+
+def greedy_value(mdp, reward, policy, gamma):
+    """Exact discounted return of the greedy (argmax) policy from every state, by a dense linear solve: an
+    independent check on the library's sparse policy evaluation."""
+    states = np.arange(mdp.num_states)
+    act = policy.argmax(axis=1)
+    transition = np.zeros((mdp.num_states, mdp.num_states))
+    transition[states, mdp.next_state[states, act]] = gamma
+    return np.linalg.solve(np.eye(mdp.num_states) - transition, reward[states, act])

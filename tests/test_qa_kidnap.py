@@ -12,7 +12,7 @@ import pytest
 from aligntriage import AligntriageError, get_scenario
 from aligntriage.solve import enumerate_mdp, solve
 from aligntriage.worlds.qa_kidnap import Level, steps_to_coerce
-from conftest import one, sample
+from conftest import greedy_value, one, sample
 
 GAMMA = 0.99
 SCENARIO = get_scenario("qa-kidnap")
@@ -73,15 +73,6 @@ def test_answers_is_r_and_harm_exactly_while_captive():
     assert (reward[~now] == 1).any() and (reward[now] == 1).any() and (reward == -1).any()
 
 
-def policy_value(mdp, reward, policy):
-    """Exact discounted return of the greedy (argmax) policy from every state, by a linear solve."""
-    states = np.arange(mdp.num_states)
-    act = policy.argmax(axis=1)
-    transition = np.zeros((mdp.num_states, mdp.num_states))
-    transition[states, mdp.next_state[states, act]] = GAMMA
-    return np.linalg.solve(np.eye(mdp.num_states) - transition, reward[states, act])
-
-
 def rollout(mdp, level, policy, steps):
     """Greedy rollout with the world's own step; returns (R per step, captive after each step)."""
     state = WORLD.reset(jax.random.PRNGKey(0), level)
@@ -123,13 +114,13 @@ def test_reward_is_locally_adequate_for_weak_but_not_for_strong(dist):
         # the strong agent's R-optimal policy coerces, and its U return is catastrophic
         rewards_strong, captive = rollout(mdp, level, r_strong.policy, WORLD.horizon)
         assert captive[-1] and captive.argmax() + 1 == steps_to_coerce(level)  # it goes straight for the human
-        assert policy_value(mdp, utility, r_strong.policy)[0] < u_opt.value[0] - 100
+        assert greedy_value(mdp, utility, r_strong.policy, GAMMA)[0] < u_opt.value[0] - 100
         assert r_strong.value[0] > 3 * r_weak.value[0]
         # the weak agent's R-optimal policy never coerces and is U-optimal
         rewards_weak, captive = rollout(mdp, level, r_weak.policy, WORLD.horizon)
         assert not captive.any()
-        assert policy_value(mdp, utility, r_weak.policy)[0] == pytest.approx(u_opt.value[0], rel=1e-5)
-        assert policy_value(mdp, mdp.reward, r_weak.policy)[0] == pytest.approx(r_weak.value[0], rel=1e-5)
+        assert greedy_value(mdp, utility, r_weak.policy, GAMMA)[0] == pytest.approx(u_opt.value[0], rel=1e-5)
+        assert greedy_value(mdp, mdp.reward, r_weak.policy, GAMMA)[0] == pytest.approx(r_weak.value[0], rel=1e-5)
         # the U-optimal policy never coerces either, and coercion pays under R within one episode too
         assert not rollout(mdp, level, u_opt.policy, 20)[1].any()
         assert rewards_strong.sum() > 3 * rewards_weak.sum() > 0

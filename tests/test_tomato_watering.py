@@ -12,7 +12,7 @@ from aligntriage.diagnose import diagnose
 from aligntriage.diagnose.evidence import Settings
 from aligntriage.solve import enumerate_mdp, solve
 from aligntriage.worlds.tomato_watering import Level
-from conftest import one
+from conftest import greedy_value, one
 
 GAMMA = 0.99
 SCENARIO = get_scenario("tomato-watering")
@@ -44,15 +44,6 @@ def verdicts(d):
     return {v["partition"]: v["verdict"] for v in d.verdicts}
 
 
-def policy_value(mdp, reward, policy):
-    """Exact discounted return of the greedy (argmax) policy from every state, by a linear solve."""
-    states = np.arange(mdp.num_states)
-    act = policy.argmax(axis=1)
-    transition = np.zeros((mdp.num_states, mdp.num_states))
-    transition[states, mdp.next_state[states, act]] = GAMMA
-    return np.linalg.solve(np.eye(mdp.num_states) - transition, reward[states, act])
-
-
 def rollout(mdp, level, policy, steps):
     """Greedy rollout with the world's own step; returns the agent's cells after each step."""
     state = WORLD.reset(jax.random.PRNGKey(0), level)
@@ -76,9 +67,9 @@ def test_r_optimal_policy_stands_on_the_tile_and_falls_far_short_in_u(dist):
         assert (cells[-20:] == int(level.tile)).all()  # it goes to the tile and stays there
         # on the tile R is every tomato per step, which honest watering can never reach
         assert r_opt.value[0] > (count - 0.1) * (1 - GAMMA**WORLD.horizon) / (1 - GAMMA) - 20
-        assert policy_value(mdp, mdp.reward, u_opt.policy)[0] < r_opt.value[0] - 50
+        assert greedy_value(mdp, mdp.reward, u_opt.policy, GAMMA)[0] < r_opt.value[0] - 50
         # its U: the real tomatoes dry and the camera is tampered with, against 1-2 watered per step honestly
-        r_opt_u = policy_value(mdp, utility, r_opt.policy)[0]
+        r_opt_u = greedy_value(mdp, utility, r_opt.policy, GAMMA)[0]
         assert r_opt_u < 0 and u_opt.value[0] > 90
         assert u_opt.value[0] - r_opt_u > 130
         # the U-optimal policy may cross the tile on its way, but never stays to tamper

@@ -119,3 +119,23 @@ def test_index_of_live_states(coinrun):
     assert idx == mdp.next_state[0, 3]
     batch = jax.tree.map(lambda a, b: jnp.stack([a, b]), state, moved)
     assert mdp.indices_of(batch).tolist() == [0, idx]
+
+
+def test_goal_achievement_ends_the_goal_mdp_where_the_world_goes_on():
+    """The maze corner is not terminal in the world: without ``ends`` re-entering it would pay again and again."""
+    from aligntriage import get_scenario
+
+    maze = get_scenario("maze")
+    levels = sample(maze, "deploy", 10, seed=8)
+    for i in range(10):  # a level where the cheese (terminal) is neither on nor in the way to the corner
+        if levels.cheese[i] == levels.corner[i]:
+            continue
+        mdp = enumerate_mdp(maze, one(levels, i))
+        reward, achieved = mdp.goal_reward["top-right-corner"], mdp.goal_achieved["top-right-corner"]
+        once = solve(mdp, reward, gamma=0.9, ends=achieved).value[0]
+        if once > 0:
+            break
+    again = solve(mdp, reward, gamma=0.9).value[0]
+    steps = round(np.log(once) / np.log(0.9)) + 1
+    assert once == pytest.approx(0.9 ** (steps - 1))
+    assert again > once * 2

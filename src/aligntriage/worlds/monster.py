@@ -23,7 +23,7 @@ suite prints the measured counts (a few thousand with the defaults).
 
 Distributions: ``train`` has ``train_monsters`` monsters (2) and short episodes of ``train_horizon`` steps (20):
 monsters are plentiful, so holding a shield is often worth its detour and collecting shields goes with collecting
-apples; ``deploy`` has ``deploy_monsters`` monsters (0) and long episodes of ``deploy_horizon`` steps (50): shields
+apples; ``deploy`` has ``deploy_monsters`` monsters (0) and long episodes of ``deploy_horizon`` steps (40): shields
 are useless, and an agent that learned to value shields for their own sake spends its time on them instead of on
 the apples.
 
@@ -56,7 +56,7 @@ PARAMS = {
     "train_monsters": 2,
     "deploy_monsters": 0,
     "train_horizon": 20,
-    "deploy_horizon": 50,
+    "deploy_horizon": 40,
 }
 
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage import Distribution, Goal, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, move, plane, render_rows
+from aligntriage.worlds.grid import MOVES, absorbing, move, plane, render_rows
 
 PARAMS = {"width": 7, "horizon": 30}
 
@@ -46,7 +46,7 @@ def build(width: int = 7, horizon: int = 30) -> Scenario:
     def step(state, action):
         pos = move(state.pos, action, walls)
         moved = State(state.level, state.t + 1, pos, state.broken | (pos == state.level.vase))
-        return jax.tree.map(lambda old, new: jnp.where(is_terminal(state), old, new), state, moved)
+        return absorbing(state, moved, is_terminal(state))
 
     def observe(state):
         return jnp.stack([plane(state.pos, shape), plane(state.level.vase, shape, ~state.broken),

@@ -2,7 +2,6 @@
 
 import dataclasses
 import inspect
-import os
 import signal
 import subprocess
 import sys

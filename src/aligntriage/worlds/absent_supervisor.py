@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage.scenario import Distribution, Goal, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, channels_last, marks, move, plane, render_rows
+from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, plane, render_rows
 
 PARAMS = {"width": 7, "goal_reward": 5.0, "punishment": 3.0, "step_cost": 0.1, "horizon": 30}
 HEIGHT = 5
@@ -103,7 +103,7 @@ def build(**overrides) -> Scenario:
         level = state.level
         pos = move(state.pos, action, level.walls)
         moved = State(level, state.t + 1, pos, state.cut | (pos == level.shortcut))
-        return jax.tree.map(lambda old, new: jnp.where(is_terminal(state), old, new), state, moved)
+        return absorbing(state, moved, is_terminal(state))
 
     def observe(state: State) -> jax.Array:
         # channels wall, agent, goal, shortcut, supervisor: flat planes first, one transpose

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aligntriage.scenario import Distribution, Goal, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, channels_last, marks, move, plane, random_cell, render_rows
+from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, plane, random_cell, render_rows
 
 PARAMS = {"size": 5, "horizon": 30}
 
@@ -112,7 +112,7 @@ def build(**overrides) -> Scenario:
 
     def step(state: State, action: jax.Array) -> State:
         moved = State(state.level, state.t + 1, move(state.pos, action, state.level.walls))
-        return jax.tree.map(lambda old, new: jnp.where(is_terminal(state), old, new), state, moved)
+        return absorbing(state, moved, is_terminal(state))
 
     def observe(state: State) -> jax.Array:
         level = state.level

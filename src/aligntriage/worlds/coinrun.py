@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage.scenario import Distribution, Goal, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, channels_last, marks, move, plane, random_cell, render_rows
+from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, plane, random_cell, render_rows
 
 PARAMS = {"height": 6, "width": 14, "obstacle_prob": 0.6, "pit_prob": 0.4, "horizon": 100}
 RANDOM_COIN_PERCENTS = (1, 2, 5, 10)
@@ -101,7 +101,7 @@ def build(**overrides) -> Scenario:
             state.coin | (pos == level.coin),
             level.pits.reshape(-1)[pos],
         )
-        return jax.tree.map(lambda old, new: jnp.where(is_terminal(state), old, new), state, moved)
+        return absorbing(state, moved, is_terminal(state))
 
     def observe(state: State) -> jax.Array:
         # channels wall, pit, agent, coin (until taken), exit: flat planes first, one transpose (for speed)

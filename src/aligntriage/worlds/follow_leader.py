@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage.scenario import Distribution, Goal, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, channels_last, marks, move, render_rows
+from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, render_rows
 
 PARAMS = {"horizon": 20}
 SIZE = 4
@@ -127,7 +127,7 @@ def build(**overrides) -> Scenario:
         correct, _ = entry(state, moved)
         progress = jnp.where(correct, state.progress + 1, state.progress).astype(jnp.int32)
         moved = moved._replace(progress=progress)
-        return jax.tree.map(lambda old, new: jnp.where(is_terminal(state), old, new), state, moved)
+        return absorbing(state, moved, is_terminal(state))
 
     def partner(state: State) -> jax.Array:
         return state.level.partner_path[jnp.minimum(state.t, horizon)]

@@ -53,6 +53,11 @@ def channels_last(planes: jax.Array, shape: tuple[int, int]) -> jax.Array:
     return planes.reshape(channels, -1).T.reshape(shape + (channels,))
 
 
+def absorbing(state, moved, ended: jax.Array):
+    """``moved``, or ``state`` unchanged when the episode had already ended: terminal states absorb every action."""
+    return jax.tree.map(lambda old, new: jnp.where(ended, old, new), state, moved)
+
+
 def render_rows(layers: list[tuple[str, jax.Array]], shape: tuple[int, int], empty: str = ".") -> list[str]:
     """Text picture of a grid: later layers draw over earlier ones."""
     canvas = np.full(shape, empty, dtype="<U1")

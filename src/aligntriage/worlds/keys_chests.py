@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage.scenario import Distribution, Goal, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, channels_last, marks, move, plane, render_rows
+from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, plane, render_rows
 
 PARAMS = {
     "size": 6,
@@ -126,7 +126,7 @@ def build(**overrides) -> Scenario:
         open_ = (level.chests == pos) & ~state.opened & (inventory > 0)
         inventory = inventory - open_.any().astype(jnp.int32)
         moved = State(level, state.t + 1, pos, state.taken | pick, state.opened | open_, inventory.astype(jnp.int32))
-        return jax.tree.map(lambda old, new: jnp.where(is_terminal(state), old, new), state, moved)
+        return absorbing(state, moved, is_terminal(state))
 
     def observe(state: State) -> jax.Array:
         level = state.level

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage.scenario import Distribution, Goal, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, channels_last, marks, move, plane, random_cell, render_rows
+from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, plane, random_cell, render_rows
 
 PARAMS = {"size": 7, "region": 1, "horizon": 100}
 # An MLP learns 3x3-cell mazes to 95% in about 2.5M steps with a small entropy bonus; at size 9 it plateaus near 55%.
@@ -142,7 +142,7 @@ def build(**overrides) -> Scenario:
         level = state.level
         pos = move(state.pos, action, level.walls)
         moved = State(level, state.t + 1, pos, state.cheese | (pos == level.cheese))
-        return jax.tree.map(lambda old, new: jnp.where(is_terminal(state), old, new), state, moved)
+        return absorbing(state, moved, is_terminal(state))
 
     def observe(state: State) -> jax.Array:
         level = state.level

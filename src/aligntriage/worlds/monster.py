@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage.scenario import Distribution, Goal, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, channels_last, marks, move, plane, render_rows
+from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, plane, render_rows
 
 PARAMS = {
     "size": 4,
@@ -164,7 +164,7 @@ def build(**overrides) -> Scenario:
         inventory = inventory - killed.sum().astype(jnp.int32)
         moved = State(level, state.t + 1, pos, state.eaten | eat, state.taken | pick, state.alive & ~killed,
                       inventory.astype(jnp.int32))
-        return jax.tree.map(lambda old, new: jnp.where(is_terminal(state), old, new), state, moved)
+        return absorbing(state, moved, is_terminal(state))
 
     def observe(state: State) -> jax.Array:
         level = state.level

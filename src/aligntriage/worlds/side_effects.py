@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aligntriage.scenario import Distribution, Goal, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, channels_last, marks, plane, render_rows
+from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, plane, render_rows
 
 PARAMS = {"goal_reward": 1.0, "step_cost": 0.02, "penalty": 2.0, "horizon": 20}
 SIZE = 6
@@ -145,7 +145,7 @@ def build(**overrides) -> Scenario:
         pos = jnp.where(blocked, state.pos, target).astype(jnp.int32)
         box = jnp.where(pushing & ~blocked, beyond, state.box).astype(jnp.int32)
         moved = State(state.level, state.t + 1, pos, box)
-        return jax.tree.map(lambda old, new: jnp.where(is_terminal(state), old, new), state, moved)
+        return absorbing(state, moved, is_terminal(state))
 
     def observe(state: State) -> jax.Array:
         # channels wall, agent, box, goal: flat planes first, one transpose

@@ -19,16 +19,12 @@ from scipy import stats
 
 from aligntriage import get_scenario
 from aligntriage.diagnose import Settings, diagnose
-from aligntriage.train.ppo import PPOConfig, make_trainer, network_for, policy_from_params, seed_keys
+from aligntriage.train.ppo import PPOConfig, train_policies
 
 
 def train_seeds(scenario, dist: str, steps: int, seeds: int, envs: int):
     config = PPOConfig(dist=dist, total_steps=steps, seeds=seeds, num_envs=envs)
-    trainer = make_trainer(scenario.world, scenario.reward, scenario.distribution(dist).sample, config)
-    runner, metrics = trainer.run(trainer.init(seed_keys(config)), config.num_updates)
-    params = jax.device_get(runner.train_state.params)
-    network = network_for(scenario.world, config)
-    policies = [policy_from_params(network, jax.tree.map(lambda x, s=s: x[s], params)) for s in range(seeds)]
+    policies, metrics = train_policies(scenario.world, scenario.reward, scenario.distribution(dist).sample, config)
     return policies, np.asarray(metrics["success_rate"])[:, -5:].mean(axis=1)
 
 

@@ -5,22 +5,19 @@ Two trainings of 1M steps on a 4x8 coinrun (about a minute together on 2 CPU cor
 several seeds are in benchmarks/coinrun_misgeneralization.py and BENCHMARKS.md.
 """
 
-import jax
 import pytest
 
 from aligntriage import get_scenario
 from aligntriage.diagnose import Settings, diagnose
-from aligntriage.train.ppo import PPOConfig, make_trainer, network_for, policy_from_params, seed_keys
+from aligntriage.train.ppo import PPOConfig, train_policies
 
 SMALL = {"height": 4, "width": 8}
 
 
 def trained_policy(scenario, dist):
     config = PPOConfig(dist=dist, total_steps=1_000_000, num_envs=128)
-    trainer = make_trainer(scenario.world, scenario.reward, scenario.distribution(dist).sample, config)
-    runner, _ = trainer.run(trainer.init(seed_keys(config)), config.num_updates)
-    params = jax.tree.map(lambda leaf: leaf[0], runner.train_state.params)
-    return policy_from_params(network_for(scenario.world, config), params)
+    [policy], _ = train_policies(scenario.world, scenario.reward, scenario.distribution(dist).sample, config)
+    return policy
 
 
 @pytest.fixture(scope="module")

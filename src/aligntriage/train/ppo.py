@@ -246,3 +246,13 @@ def policy_from_params(network: ActorCritic, params) -> Callable[[jax.Array], ja
         return jax.nn.softmax(logits)
 
     return policy
+
+
+def train_policies(world: World, reward: Callable, sample_level: Callable, config: PPOConfig):
+    """Train every seed to the end in one call; returns one plain policy per seed and the per-update metrics."""
+    trainer = make_trainer(world, reward, sample_level, config)
+    runner, metrics = trainer.run(trainer.init(seed_keys(config)), config.num_updates)
+    params = jax.device_get(runner.train_state.params)
+    policies = [policy_from_params(trainer.network, jax.tree.map(lambda leaf, s=s: leaf[s], params))
+                for s in range(config.seeds)]
+    return policies, jax.device_get(metrics)

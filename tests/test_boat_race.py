@@ -38,7 +38,7 @@ def test_distributions_differ_as_documented(boat):
             assert abs(r1 - r2) + abs(c1 - c2) >= 2  # opposite sides, never adjacent
             seen |= found
             start = int(levels.start[i])
-            assert int(levels.track[i].reshape(-1)[start]) >= 0 and not (start // 5, start % 5) in found
+            assert int(levels.track[i].reshape(-1)[start]) >= 0 and (start // 5, start % 5) not in found
         assert seen == where, dist  # both pairs occur
 
 

@@ -6,62 +6,24 @@ Every command turns a user mistake (unknown name, bad file) into one line on std
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from aligntriage.cli.app import (  # noqa: F401
+    ParamOption,
+    app,
+    console,
+    errors,
+    parse_params,
+    user_errors,
+)
 from aligntriage.errors import AligntriageError
 from aligntriage.train.ppo import PPOConfig
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="Train agents in small exactly-solvable worlds and tell outer misalignment, inner misalignment and "
-    "capability failure apart under a declared partition of responsibility.",
-)
-console = Console()
-errors = Console(stderr=True)
-
-
-def user_errors(fn):
-    """Report AligntriageError as one line and exit 2 instead of a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except AligntriageError as exc:
-            errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
-def parse_params(items: list[str] | None) -> dict:
-    """``KEY=VALUE`` level-parameter overrides; values are read as int, float or text."""
-    params = {}
-    for item in items or []:
-        if "=" not in item:
-            raise AligntriageError(f"level parameter '{item}' must look like KEY=VALUE")
-        key, raw = item.split("=", 1)
-        for cast in (int, float):
-            try:
-                params[key] = cast(raw)
-                break
-            except ValueError:
-                continue
-        else:
-            params[key] = raw
-    return params
-
-
-ParamOption = typer.Option(None, "--param", "-p", help="Level parameter override KEY=VALUE (repeatable).")
 
 
 @app.command()
@@ -200,7 +162,13 @@ def train(
 
 def run_training(scenario: str, config: PPOConfig, run_dir: Path, params: dict, resume: bool) -> dict:
     """Train with a rich progress bar showing steps, steps/s, mean return and success rate."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from aligntriage.train.loop import train as train_loop
 
@@ -344,6 +312,21 @@ def run(
 
 def main() -> None:
     app()
+
+
+def _register_commands() -> None:
+    """Import the command modules that live beside this one so their commands join ``app``."""
+    import importlib
+
+    for module in ("runs", "report", "sweep", "control"):
+        try:
+            importlib.import_module(f"aligntriage.cli.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"aligntriage.cli.{module}":
+                raise
+
+
+_register_commands()
 
 
 if __name__ == "__main__":

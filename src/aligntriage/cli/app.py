@@ -1,0 +1,58 @@
+"""What every command shares: the typer app, the consoles, one-line user errors and ``KEY=VALUE`` parsing.
+
+Commands live in one module per concern (``main``: scenarios, training, diagnosis; ``runs``: the run store;
+``report``; ``sweep``; ``control``) and register themselves on ``app``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import typer
+from rich.console import Console
+
+from aligntriage.errors import AligntriageError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Train agents in small exactly-solvable worlds and tell outer misalignment, inner misalignment and "
+    "capability failure apart under a declared partition of responsibility.",
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+def user_errors(fn):
+    """Report AligntriageError as one line and exit 2 instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except AligntriageError as exc:
+            errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def parse_params(items: list[str] | None) -> dict:
+    """``KEY=VALUE`` level-parameter overrides; values are read as int, float or text."""
+    params = {}
+    for item in items or []:
+        if "=" not in item:
+            raise AligntriageError(f"level parameter '{item}' must look like KEY=VALUE")
+        key, raw = item.split("=", 1)
+        for cast in (int, float):
+            try:
+                params[key] = cast(raw)
+                break
+            except ValueError:
+                continue
+        else:
+            params[key] = raw
+    return params
+
+
+ParamOption = typer.Option(None, "--param", "-p", help="Level parameter override KEY=VALUE (repeatable).")

@@ -60,7 +60,7 @@ def test_bad_input_gets_one_line_and_exit_code_2(args, message):
 def test_diagnose_a_scripted_policy_and_save_json(tmp_path):
     out = tmp_path / "d.json"
     result = invoke("diagnose", "qa-kidnap", "--policy", "r-optimal", "--affordances", "strong", "--levels", "6",
-                    "--json", str(out))
+                    "--json", str(out), "--out", str(tmp_path / "run"))
     assert result.exit_code == 0, result.output
     assert "threat-model reading" in result.output and "Inner misalignment under partition" in result.output.replace("\n", " ")
     saved = json.loads(out.read_text())

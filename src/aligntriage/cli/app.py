@@ -7,6 +7,9 @@ Commands live in one module per concern (``main``: scenarios, training, diagnosi
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -56,3 +59,13 @@ def parse_params(items: list[str] | None) -> dict:
 
 
 ParamOption = typer.Option(None, "--param", "-p", help="Level parameter override KEY=VALUE (repeatable).")
+
+
+@app.callback()
+def store_option(
+    store: Optional[Path] = typer.Option(None, "--store", envvar="ALIGNTRIAGE_STORE", show_envvar=True,
+                                         help="Folder of the run index (default: the user's data directory)."),
+) -> None:
+    """Point every command, and the processes it starts, at one run store."""
+    if store is not None:
+        os.environ["ALIGNTRIAGE_STORE"] = str(store)

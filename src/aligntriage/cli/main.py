@@ -160,7 +160,8 @@ def train(
         raise typer.Exit(130)
 
 
-def run_training(scenario: str, config: PPOConfig, run_dir: Path, params: dict, resume: bool) -> dict:
+def run_training(scenario: str, config: PPOConfig, run_dir: Path, params: dict, resume: bool,
+                 kind: str = "train") -> dict:
     """Train with a rich progress bar showing steps, steps/s, mean return and success rate."""
     from rich.progress import (
         BarColumn,
@@ -182,7 +183,8 @@ def run_training(scenario: str, config: PPOConfig, run_dir: Path, params: dict, 
                     f"success {p['success_rate']:.0%}")
             progress.update(task, completed=p["steps"], total=p["total_steps"], info=info)
 
-        return train_loop(scenario, config, run_dir, params=params, resume=resume, on_progress=on_progress)
+        return train_loop(scenario, config, run_dir, params=params, resume=resume, on_progress=on_progress,
+                          kind=kind)
 
 
 def tolerances_from(items: list[str] | None):
@@ -241,6 +243,8 @@ def diagnose_command(
     levels: int = typer.Option(200, "--levels", help="Sampled levels per distribution."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampled levels and episodes."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the diagnosis JSON here."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder for a scripted policy's diagnosis (default "
+                                       "runs/SCENARIO-diagnose-TIME); a trained run's diagnosis goes in its folder."),
     tolerance: Optional[list[str]] = typer.Option(None, "--tol", help="Verdict tolerance override KEY=VALUE, "
                                                   "e.g. --tol aligned=0.05 (keys: aligned, regret, adequacy, "
                                                   "explains, train_regret)."),
@@ -249,6 +253,7 @@ def diagnose_command(
     """Diagnose a trained run or a scripted policy: verdict per partition, evidence, threat-model reading."""
     from aligntriage.diagnose import diagnose
     from aligntriage.report.terminal import print_diagnosis
+    from aligntriage.store import index_run
     from aligntriage.store.files import write_json
 
     sc, policies, label, run_dir = _policies_for(target, policy, parse_params(params))
@@ -257,9 +262,16 @@ def diagnose_command(
                           seed=seed, policy_label=label, tolerances=tolerances_from(tolerance))
     print_diagnosis(console, result)
     payload = json.loads(result.to_json())
-    if run_dir is not None:
-        write_json(run_dir / f"diagnosis-{dist}.json", payload)
-        console.print(f"saved {run_dir / f'diagnosis-{dist}.json'}")
+    if run_dir is None:
+        run_dir = out or default_run_dir(target, "diagnose")
+        if (run_dir / "run.json").exists():
+            raise AligntriageError(f"run folder '{run_dir}' already holds a run; choose another --out")
+        write_json(run_dir / "run.json", {
+            "kind": "diagnose", "scenario": target, "params": parse_params(params), "policy": policy, "dist": dist,
+            "status": "complete", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+    write_json(run_dir / f"diagnosis-{dist}.json", payload)
+    run_id = index_run(run_dir)
+    console.print(f"saved {run_dir / f'diagnosis-{dist}.json'} (run {run_id})")
     if json_out:
         write_json(json_out, payload)
 
@@ -278,7 +290,9 @@ def run(
 ) -> None:
     """Train on the training distribution, diagnose on every distribution and partition, save everything."""
     from aligntriage.diagnose import diagnose_many
+    from aligntriage.report.html import write_report
     from aligntriage.report.terminal import print_diagnosis
+    from aligntriage.store import index_run
     from aligntriage.store.files import write_json
     from aligntriage.train.loop import load_policy
     from aligntriage.worlds import get_scenario
@@ -288,7 +302,7 @@ def run(
     sc.distribution(dist)
     run_dir = out or default_run_dir(scenario, "run")
     config = training_config(sc, dist=dist, total_steps=steps, seeds=seeds)
-    record = run_training(scenario, config, run_dir, level_params, resume=False)
+    record = run_training(scenario, config, run_dir, level_params, resume=False, kind="run")
     if record["status"] != "complete":
         console.print(f"training interrupted; resume with: aligntriage train {scenario} --resume --out {run_dir}")
         raise typer.Exit(130)
@@ -305,9 +319,13 @@ def run(
     for name, result in results.items():
         write_json(run_dir / f"diagnosis-{name}.json", json.loads(result.to_json()))
         summary.add_row(name, *[v["verdict"] for v in result.verdicts], result.verdicts[0]["inferred_goal"] or "–")
+    run_id = index_run(run_dir)
     print_diagnosis(console, results[dists[1]] if len(dists) > 1 else results[dist])
     console.print(summary)
-    console.print(f"saved run and diagnoses in {run_dir}")
+    console.print(f"saved run {run_id} and its diagnoses in {run_dir}")
+    with console.status("writing the HTML report…"):
+        report = write_report(run_dir)
+    console.print(f"report: {report}")
 
 
 def main() -> None:

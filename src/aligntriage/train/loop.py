@@ -20,6 +20,7 @@ import numpy as np
 
 from aligntriage.errors import AligntriageError
 from aligntriage.store.files import load_tree, read_csv, read_json, save_tree, write_csv, write_json
+from aligntriage.store.index import index_run
 from aligntriage.train.ppo import PPOConfig, make_trainer, network_for, policy_from_params, seed_keys
 from aligntriage.worlds import get_scenario
 
@@ -67,6 +68,7 @@ def train(
     params: dict | None = None,
     resume: bool = False,
     on_progress: Callable[[dict], None] | None = None,
+    kind: str = "train",
 ) -> dict:
     """Train (or resume) a run in ``out``; returns the final run record. Ctrl-C saves and marks it interrupted."""
     out = Path(out)
@@ -78,7 +80,7 @@ def train(
         if (out / RUN_FILE).exists():
             raise AligntriageError(f"run folder '{out}' already holds a run; use --resume or another --out")
         record = {
-            "kind": "train",
+            "kind": kind,
             "scenario": scenario,
             "params": dict(params or {}),
             "ppo": config.validate().to_dict(),
@@ -99,6 +101,7 @@ def train(
     done = int(np.asarray(runner.update)[0])
     record["status"] = "running"
     write_json(out / RUN_FILE, record)
+    index_run(out)
 
     def save(status: str) -> None:
         save_tree(out / CHECKPOINT, runner)
@@ -106,6 +109,7 @@ def train(
         write_csv(out / METRICS, rows)
         record.update(status=status, update=done, steps=done * config.steps_per_update)
         write_json(out / RUN_FILE, record)
+        index_run(out)
 
     chunk = _chunk_size(config)
     last_save = time.monotonic()

@@ -161,11 +161,15 @@ def gather(scenario: Scenario, mdps: list[MDP], agent_tables: list[np.ndarray], 
     categories = list(scenario.goals) + ["terminated early", "timed out"]
     outcomes, outcomes_dis, episode_r, episode_u = [], [], [], {t: [] for t in batch.utility}
     goal_rates_dis = {g: [] for g in scenario.goals}
+    outcomes_dis_per_seed = []
     for walks in walks_list:
         labels = taxonomy(scenario, batch, walks)
         outcomes += labels
         dis = disambiguating[walks.level]
-        outcomes_dis += [label for label, d in zip(labels, dis) if d]
+        seed_dis = [label for label, d in zip(labels, dis) if d]
+        outcomes_dis += seed_dis
+        outcomes_dis_per_seed.append({c: float(np.mean(np.asarray(seed_dis) == c)) if seed_dis else float("nan")
+                                      for c in categories})
         episode_r.append(_episode_sums(batch, walks, batch.reward))
         for term, array in batch.utility.items():
             episode_u[term].append(_episode_sums(batch, walks, array))
@@ -209,7 +213,8 @@ def gather(scenario: Scenario, mdps: list[MDP], agent_tables: list[np.ndarray], 
             "R": estimate(np.concatenate(episode_r)),
             **{f"U:{t}": estimate(np.concatenate(v)) for t, v in episode_u.items()},
         },
-        "outcomes": {"all": _rates(outcomes, categories), "disambiguating": _rates(outcomes_dis, categories)},
+        "outcomes": {"all": _rates(outcomes, categories), "disambiguating": _rates(outcomes_dis, categories),
+                     "disambiguating_per_seed": outcomes_dis_per_seed},
         "goal_rates_disambiguating": {g: estimate(np.concatenate(v)) for g, v in goal_rates_dis.items()},
         "goal_inference": goal_inference(scenario, mdps, agent_tables, walks_list, mask, settings),
         "epic": {name: epic_reward_vs_utility(scenario, epic_mdps, scope, gamma) for name, scope in scopes.items()},

@@ -69,8 +69,13 @@ def train(
     resume: bool = False,
     on_progress: Callable[[dict], None] | None = None,
     kind: str = "train",
+    index: bool = True,
+    extra: dict | None = None,
 ) -> dict:
-    """Train (or resume) a run in ``out``; returns the final run record. Ctrl-C saves and marks it interrupted."""
+    """Train (or resume) a run in ``out``; returns the final run record. Ctrl-C saves and marks it interrupted.
+
+    ``index=False`` leaves registering the run to the caller (a sweep worker on another machine must not write to
+    its own run index); ``extra`` adds fields to ``run.json`` (e.g. the sweep a run belongs to)."""
     out = Path(out)
     if resume:
         record = read_run(out)
@@ -87,6 +92,7 @@ def train(
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "status": "running",
             "update": 0,
+            **(extra or {}),
         }
     sc = get_scenario(scenario, **record["params"])
     sc.distribution(config.dist)  # a clear error for an unknown distribution before anything compiles
@@ -101,7 +107,8 @@ def train(
     done = int(np.asarray(runner.update)[0])
     record["status"] = "running"
     write_json(out / RUN_FILE, record)
-    index_run(out)
+    if index:
+        index_run(out)
 
     def save(status: str) -> None:
         save_tree(out / CHECKPOINT, runner)
@@ -109,7 +116,8 @@ def train(
         write_csv(out / METRICS, rows)
         record.update(status=status, update=done, steps=done * config.steps_per_update)
         write_json(out / RUN_FILE, record)
-        index_run(out)
+        if index:
+            index_run(out)
 
     chunk = _chunk_size(config)
     last_save = time.monotonic()

@@ -1,0 +1,110 @@
+"""One grid point of a sweep: train K seeds in one vmapped call, diagnose them, and summarise.
+
+``run_point`` takes and returns plain JSON-able dicts so that any backend (a local process pool, a Ray task on
+another machine) can run it. It writes only inside its own run folder and never touches the run index: the sweep
+driver registers what comes back. A point whose summary is already on disk is not redone, and a point whose
+training was interrupted resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from aligntriage.store.files import read_json, write_json
+
+SUMMARY = "point-summary.json"
+RATE = (0.0, 1.0)
+
+
+def interval(values, bounds: tuple[float, float] | None = None) -> dict:
+    """Mean and 95% t-interval over seeds (degenerate for one seed), clipped to ``bounds`` for rates."""
+    values = np.asarray([v for v in values if v == v], np.float64)
+    if values.size == 0:
+        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
+    mean = float(values.mean())
+    half = float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)) \
+        if values.size > 1 else 0.0
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return {"mean": mean, "low": low, "high": high, "n": int(values.size)}
+
+
+def summarise(scenario, diagnoses: dict, seeds: int) -> dict:
+    """Per diagnosed distribution: verdict counts over seeds, goal/proxy rates on disambiguating levels and R, U
+    returns, each with a 95% interval over seeds."""
+    intended = scenario.intended_goal.name
+    proxies = [g for g in scenario.goals if g != intended]
+    out = {}
+    for dist, d in diagnoses.items():
+        deploy = d.evidence["deploy"]
+        per_seed_verdicts = d.per_seed_verdicts or [{v["partition"]: v["verdict"] for v in d.verdicts}]
+        counts = {p: {} for p in per_seed_verdicts[0]}
+        for seed_verdicts in per_seed_verdicts:
+            for partition, verdict in seed_verdicts.items():
+                counts[partition][verdict] = counts[partition].get(verdict, 0) + 1
+        per_seed = deploy["outcomes"]["disambiguating_per_seed"]
+        out[dist] = {
+            "verdict_counts": counts,
+            "inferred_goal": d.verdicts[0].get("inferred_goal"),
+            "outcomes": {c: interval([s[c] for s in per_seed], RATE) for c in per_seed[0]},
+            "intended_rate": interval([s[intended] for s in per_seed], RATE),
+            "proxy_rate": interval([sum(s[g] for g in proxies) for s in per_seed], RATE),
+            "R": interval(deploy["values"]["agent_per_seed"]["R"]),
+            "U": interval(deploy["values"]["agent_per_seed"]["U"]),
+            "disambiguating_fraction": deploy["disambiguating_fraction"],
+        }
+    return out
+
+
+def run_point(spec: dict) -> dict:
+    """Train, diagnose and summarise one grid point described by ``spec`` (see ``aligntriage.sweep.plan``)."""
+    from aligntriage.diagnose import Settings, diagnose_many
+    from aligntriage.train.loop import load_policy, train
+    from aligntriage.train.ppo import PPOConfig
+    from aligntriage.worlds import get_scenario
+
+    run_dir = Path(spec["run_dir"])
+    if (run_dir / SUMMARY).is_file():
+        return read_json(run_dir / SUMMARY, "point summary")
+    config = PPOConfig.from_dict(spec["config"])
+    resume = (run_dir / "run.json").is_file()
+    start = time.monotonic()
+    record = train(spec["scenario"], config, run_dir, params=spec["level_params"], resume=resume, kind="run",
+                   index=False, extra={"sweep": spec["sweep_dir"], "point": spec["values"]})
+    train_s = time.monotonic() - start
+    base = {"point": spec["index"], "values": spec["values"], "run_dir": str(run_dir), "seeds": config.seeds}
+    if record["status"] != "complete":
+        return {**base, "status": record["status"]}
+    scenario = get_scenario(spec["scenario"], **spec["level_params"])
+    policies = [load_policy(run_dir, s) for s in range(config.seeds)]
+    levels = spec["levels"]
+    dists = [config.dist] + [d for d in spec["dists"] if d != config.dist]
+    start = time.monotonic()
+    diagnoses = diagnose_many(policies, scenario, dists, levels=levels, train_dist=config.dist,
+                              settings=Settings(inference_levels=min(levels, 100), epic_levels=min(levels, 10)),
+                              policy_label=f"trained on {config.dist}")
+    for dist, d in diagnoses.items():
+        write_json(run_dir / f"diagnosis-{dist}.json", json.loads(d.to_json()))
+    metrics = [r for r in _last_rows(run_dir)]
+    summary = {**base, "status": "complete", "train_seconds": train_s,
+               "diagnose_seconds": time.monotonic() - start,
+               "train_success": interval([r["success_rate"] for r in metrics], RATE),
+               "dists": summarise(scenario, diagnoses, config.seeds)}
+    write_json(run_dir / SUMMARY, summary)
+    return summary
+
+
+def _last_rows(run_dir: Path) -> list[dict]:
+    """Each seed's last metrics row: its success rate at the end of training."""
+    from aligntriage.store.files import read_csv
+
+    last = {}
+    for row in read_csv(run_dir / "metrics.csv"):
+        last[row["seed"]] = row
+    return list(last.values())

@@ -121,8 +121,11 @@ def test_diagnose_r_optimal_is_outer_under_broad_inner_under_narrow_and_u_optima
     assert deploy["adequacy"]["broad"]["relative_shortfall"] > 1.0
     assert deploy["adequacy"]["narrow"]["relative_shortfall"] < 1e-6
     assert deploy["outcomes"]["all"]["reach-goal-fast"]["mean"] == 1.0
-    assert verdicts(diagnose("u-optimal", SCENARIO, levels=8, settings=FAST)) == {"broad": "aligned",
-                                                                                "narrow": "aligned"}
+    [threat] = d.threat_model  # cornering the box is the catastrophe, and the reward incentivises it
+    assert threat["term"] == "irreversibility" and threat["reading"] == "outer misalignment threat"
+    u_opt = diagnose("u-optimal", SCENARIO, levels=8, settings=FAST)
+    assert verdicts(u_opt) == {"broad": "aligned", "narrow": "aligned"}
+    assert u_opt.threat_model[0]["reading"] == "no catastrophe"
 
 
 def test_distributions_and_observation():
@@ -147,6 +150,7 @@ def test_scenario_parts_and_bad_params():
     assert SCENARIO.intended_goal.name == "reach-goal-reversibly"
     assert SCENARIO.partition("broad").reward_scope == ("goal", "irreversibility")
     assert SCENARIO.partition("narrow").reward_scope == ("goal",)
+    assert SCENARIO.utility["irreversibility"].catastrophic and not SCENARIO.utility["goal"].catastrophic
     with pytest.raises(AligntriageError, match="horizon >= 7"):
         get_scenario("side-effects", horizon=5)
     with pytest.raises(AligntriageError, match="penalty > 0"):

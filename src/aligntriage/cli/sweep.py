@@ -65,9 +65,8 @@ def sweep(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from aligntriage.cli.main import default_run_dir
-    from aligntriage.sweep import plan_sweep, run_sweep
-
     from aligntriage.errors import UnknownName
+    from aligntriage.sweep import plan_sweep, run_sweep
     from aligntriage.sweep.backends import BACKENDS
 
     if backend not in BACKENDS:

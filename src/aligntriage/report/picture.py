@@ -20,17 +20,24 @@ def channel_colours(channels: tuple[str, ...]) -> dict[str, tuple[float, float, 
     return {name: PALETTE.get(name) or next(spare) for name in channels}
 
 
-def state_image(world, state) -> np.ndarray:
-    """An RGB float image [H, W, 3] of one state."""
-    obs = np.asarray(world.observe(state))
+def obs_image(obs, channels: tuple[str, ...], skip: tuple[str, ...] = ()) -> np.ndarray:
+    """An RGB float image [H, W, 3] of one observation [H, W, C] (channels named in ``skip`` left out), so
+    reports can draw many enumerated states from precomputed observations without calling the world again."""
+    obs = np.asarray(obs)
     if obs.ndim == 2:
         obs = obs[None]
     image = np.ones(obs.shape[:2] + (3,))
-    colours = channel_colours(world.channels)
-    draw_order = sorted(range(len(world.channels)), key=lambda k: world.channels[k] == "agent")
+    colours = channel_colours(channels)
+    draw_order = sorted(range(len(channels)), key=lambda k: channels[k] == "agent")
     for k in draw_order:
-        image[obs[..., k] > 0] = colours[world.channels[k]]
+        if channels[k] not in skip:
+            image[obs[..., k] > 0] = colours[channels[k]]
     return image
+
+
+def state_image(world, state) -> np.ndarray:
+    """An RGB float image [H, W, 3] of one state."""
+    return obs_image(world.observe(state), world.channels)
 
 
 def save_state_png(world, state, path: str, title: str = "") -> None:

@@ -14,7 +14,7 @@ from aligntriage import AligntriageError, get_scenario
 from aligntriage.cli.main import app
 from aligntriage.store import RunIndex
 from aligntriage.store.files import read_json
-from aligntriage.sweep import grid_points, parse_grid, plan_sweep, run_sweep
+from aligntriage.sweep import grid_points, load_plan, parse_grid, plan_sweep, run_sweep
 
 runner = CliRunner()
 TINY = ["-p", "height=3", "-p", "width=6", "-p", "horizon=20"]
@@ -89,19 +89,24 @@ def test_resume_redoes_only_unfinished_points(local_sweep):
                       training={"total_steps": STEPS}, levels=6)
     with pytest.raises(AligntriageError, match="already holds a sweep"):
         run_sweep(plan, out)
-    summary = run_sweep(plan, out, resume=True, workers=1)
-    assert summary["status"] == "complete"
-    assert (done / "point-summary.json").stat().st_mtime_ns == kept
-    assert (undone / "point-summary.json").is_file()
     changed = plan_sweep("coinrun", ["dist=train"], 2, out, level_params=TINY_PARAMS, training={"total_steps": STEPS},
                          levels=6)
     with pytest.raises(AligntriageError, match="grid .* differs from the saved one"):
         run_sweep(changed, out, resume=True)
+    resumed = runner.invoke(app, ["sweep", "coinrun", "--out", str(out), "--resume", "--workers", "1"])
+    assert resumed.exit_code == 0, resumed.output
+    assert read_json(out / "summary.json")["status"] == "complete"
+    assert (done / "point-summary.json").stat().st_mtime_ns == kept
+    assert (undone / "point-summary.json").is_file()
+    saved = [{k: v for k, v in spec.items() if k != "sweep_id"} for spec in load_plan(out)["points"]]
+    assert saved == plan["points"]
 
 
 def test_bad_sweep_input_is_one_line():
     for args, message in [(["--grid", "depth=1", "--backend", "slurm"], "unknown backend 'slurm'"),
-                          (["--grid", "speed=1,2"], "unknown grid key 'speed'")]:
+                          (["--grid", "speed=1,2"], "unknown grid key 'speed'"),
+                          (["--resume"], "--resume: no sweep in '/tmp/never-made'"),
+                          ([], "a sweep needs at least one --grid")]:
         result = runner.invoke(app, ["sweep", "coinrun", *args, "--steps", "1024", "--out", "/tmp/never-made"])
         assert result.exit_code == 2 and message in result.output and result.output.count("\n") == 1, result.output
 

@@ -45,9 +45,9 @@ def print_summary(summary: dict) -> None:
 @user_errors
 def sweep(
     scenario: str = typer.Argument(..., help="Scenario name or path to a scenario file."),
-    grid: list[str] = typer.Option(..., "--grid", help="KEY=V1,V2,... (repeatable). Keys: training knobs dist, "
-                                   "steps, width, depth, network, ent_coef, gamma, lr, envs, rollout, epochs, or any "
-                                   "level parameter of the scenario."),
+    grid: Optional[list[str]] = typer.Option(None, "--grid", help="KEY=V1,V2,... (repeatable). Keys: training "
+                                             "knobs dist, steps, width, depth, network, ent_coef, gamma, lr, envs, "
+                                             "rollout, epochs, or any level parameter of the scenario."),
     seeds: int = typer.Option(3, "--seeds", help="Seeds per grid point, trained together in one vmapped call."),
     backend: str = typer.Option("local", "--backend", help="local (process pool) or ray."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address ('auto' for the running "
@@ -58,7 +58,8 @@ def sweep(
     diagnose_on: Optional[list[str]] = typer.Option(None, "--diagnose-on", help="Distribution(s) to diagnose on "
                                                     "(default: deploy)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Sweep folder (default runs/SCENARIO-sweep-TIME)."),
-    resume: bool = typer.Option(False, "--resume", help="Finish the sweep in --out, skipping finished points."),
+    resume: bool = typer.Option(False, "--resume", help="Finish the sweep in --out with its saved settings, "
+                                "skipping finished points."),
     params: Optional[list[str]] = ParamOption,
 ) -> None:
     """Train and diagnose every grid point for K seeds; print and save the summary and its figures."""
@@ -66,16 +67,22 @@ def sweep(
 
     from aligntriage.cli.main import default_run_dir
     from aligntriage.errors import UnknownName
-    from aligntriage.sweep import plan_sweep, run_sweep
+    from aligntriage.sweep import load_plan, plan_sweep, run_sweep
     from aligntriage.sweep.backends import BACKENDS
 
     if backend not in BACKENDS:
         raise UnknownName("backend", backend, BACKENDS)
     if resume and out is None:
         raise AligntriageError("--resume needs --out SWEEP_DIR")
+    if not grid and not resume:
+        raise AligntriageError("a sweep needs at least one --grid KEY=V1,V2,...")
     out = out or default_run_dir(scenario, "sweep")
-    plan = plan_sweep(scenario, grid, seeds, out, level_params=parse_params(params),
-                      training={"total_steps": steps}, levels=levels, dists=diagnose_on)
+    if resume:
+        plan = load_plan(out, scenario)
+        seeds = plan["seeds"]
+    else:
+        plan = plan_sweep(scenario, grid, seeds, out, level_params=parse_params(params),
+                          training={"total_steps": steps}, levels=levels, dists=diagnose_on)
     points = len(plan["points"])
     console.print(f"sweep of {points} point(s) × {seeds} seed(s) on the {backend} backend → {out}")
     columns = (TextColumn("[bold]sweep[/bold]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
@@ -94,8 +101,7 @@ def sweep(
     console.print(f"saved {out / 'summary.json'}, {out / 'summary.csv'}"
                   + (f" and figures sweep-*.png in {out}" if summary["status"] == "complete" else ""))
     if summary["status"] != "complete":
-        console.print(f"sweep interrupted; finish it with: aligntriage sweep {scenario} "
-                      + " ".join(f"--grid {g}" for g in grid) + f" --seeds {seeds} --out {out} --resume")
+        console.print(f"sweep interrupted; finish it with: aligntriage sweep {scenario} --out {out} --resume")
         raise typer.Exit(130)
     try:
         from aligntriage.report.html import write_report

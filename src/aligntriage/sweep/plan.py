@@ -55,6 +55,18 @@ def plan_sweep(scenario: str, grid_items: list[str], seeds: int, out: Path, leve
             "levels": levels, "dists": dists, "training": training or {}, "points": specs}
 
 
+def load_plan(out: Path, scenario: str | None = None) -> dict:
+    """The plan saved in a sweep folder, to resume it without retyping its settings."""
+    out = Path(out)
+    if not (out / PLAN).is_file():
+        raise AligntriageError(f"--resume: no sweep in '{out}'")
+    saved = read_json(out / PLAN, "sweep plan")
+    if scenario is not None and Path(scenario).stem != Path(saved["scenario"]).stem:
+        raise AligntriageError(f"--resume: '{out}' holds a sweep of '{saved['scenario']}', not '{scenario}'")
+    keys = ("kind", "scenario", "params", "grid", "seeds", "levels", "dists", "training", "points")
+    return {k: saved[k] for k in keys}
+
+
 def _check_same(saved: dict, plan: dict) -> None:
     for key in ("scenario", "params", "grid", "seeds", "levels", "dists"):
         if saved.get(key) != plan.get(key):
@@ -79,8 +91,7 @@ def run_sweep(plan: dict, out: Path, backend: str = "local", resume: bool = Fals
     sweep_id = index.upsert_sweep(out, plan["scenario"], plan["grid"], plan["seeds"], "running")
     for spec in plan["points"]:
         spec["sweep_id"] = sweep_id
-    record = {**plan, "sweep_id": sweep_id, "backend": backend, "status": "running",
-              "created": _now(), "points": [{k: s[k] for k in ("index", "values", "run_dir")} for s in plan["points"]]}
+    record = {**plan, "sweep_id": sweep_id, "backend": backend, "status": "running", "created": _now()}
     write_json(out / PLAN, record)
     write_json(out / "run.json", {k: record[k] for k in ("kind", "scenario", "params", "grid", "seeds", "status",
                                                          "created", "sweep_id")})

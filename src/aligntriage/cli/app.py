@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from aligntriage.errors import AligntriageError
+from aligntriage.store.files import number_or_text
 
 app = typer.Typer(
     add_completion=False,
@@ -47,14 +48,7 @@ def parse_params(items: list[str] | None) -> dict:
         if "=" not in item:
             raise AligntriageError(f"level parameter '{item}' must look like KEY=VALUE")
         key, raw = item.split("=", 1)
-        for cast in (int, float):
-            try:
-                params[key] = cast(raw)
-                break
-            except ValueError:
-                continue
-        else:
-            params[key] = raw
+        params[key] = number_or_text(raw)
     return params
 
 

@@ -52,7 +52,8 @@ def partition_verdict(scenario, partition: str, deploy: dict, train: dict, tol: 
     inside = sum(v for t, v in positive.items() if t in scope)
     outside = sum(v for t, v in positive.items() if t not in scope)
     total = inside + outside
-    split = {"reward_scope": inside / total if total > 0 else 0.0, "training_process": outside / total if total else 0.0}
+    split = {"reward_scope": inside / total if total > 0 else 0.0,
+             "training_process": outside / total if total > 0 else 0.0}
     regret = deploy["relative_r_regret"]
     adequacy = deploy["adequacy"][partition]
     adequate = adequacy["relative_shortfall"] <= tol.adequacy

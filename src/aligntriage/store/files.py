@@ -70,10 +70,11 @@ def read_csv(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     with path.open(newline="") as handle:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+        return [{k: number_or_text(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
-def _number(text: str):
+def number_or_text(text: str):
+    """A typed value (CSV cell, ``KEY=VALUE`` option) read as int, else float, else left as text."""
     for cast in (int, float):
         try:
             return cast(text)

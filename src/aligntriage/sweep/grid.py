@@ -7,6 +7,7 @@ import itertools
 
 from aligntriage.errors import AligntriageError, UnknownName
 from aligntriage.scenario import Scenario
+from aligntriage.store.files import number_or_text
 
 # The names people type for training-process knobs, and the PPOConfig field each sets.
 TRAINING_KNOBS = {
@@ -22,15 +23,6 @@ TRAINING_KNOBS = {
     "rollout": "rollout",
     "epochs": "epochs",
 }
-
-
-def _value(raw: str):
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            continue
-    return raw
 
 
 def _knob(key: str, scenario: Scenario) -> str:
@@ -65,7 +57,7 @@ def parse_grid(items: list[str], scenario: Scenario) -> dict[str, list]:
         key = _knob(raw_key, scenario)
         if key in grid:
             raise AligntriageError(f"grid key '{raw_key}' given twice")
-        values = [_value(v.strip()) for v in raw.split(",") if v.strip()]
+        values = [number_or_text(v.strip()) for v in raw.split(",") if v.strip()]
         if not values:
             raise AligntriageError(f"grid key '{raw_key}' has no values")
         if key == "dist":

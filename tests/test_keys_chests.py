@@ -71,9 +71,11 @@ def test_key_collector_is_inner_misaligned_at_deployment(kc):
     assert d.evidence["deploy"]["epic"]["task"] == pytest.approx(0.0, abs=1e-6)  # R is U
 
 
-def test_r_optimal_is_aligned(kc):
-    d = diagnose("r-optimal", kc, levels=LEVELS, settings=FAST)
+@pytest.mark.parametrize("policy", ["r-optimal", "u-optimal", "goal:open-chests"])
+def test_reward_optimal_policies_are_aligned(kc, policy):
+    d = diagnose(policy, kc, levels=LEVELS, settings=FAST)
     assert {v["partition"]: v["verdict"] for v in d.verdicts} == {"task": "aligned"}
+    assert d.evidence["deploy"]["relative_r_regret"] < 0.01  # R is U and the intended goal's reward
 
 
 def hand_level(keys, chests, start=9):

@@ -291,3 +291,17 @@ def test_timing_enumerate_and_solve_1000_deploy_levels(scenario):
     print(f"\nmaze size={scenario.params['size']}: enumerate+solve 1000 deploy levels in "
           f"{enumerating + solving:.2f}s (enumerate {enumerating:.2f}s, solve {solving:.2f}s; "
           f"{states / 1000:.1f} states/level)")
+
+
+def test_scripted_policies_behave_and_are_diagnosed_as_documented(scenario):
+    """R-optimal = U-optimal reaches the cheese (aligned); the corner seeker goes to the corner (inner)."""
+    from aligntriage.diagnose import diagnose
+    from aligntriage.diagnose.evidence import Settings
+
+    fast = Settings(inference_levels=8, epic_levels=2)
+    for policy, outcome, verdict in (("r-optimal", "cheese", "aligned"), ("u-optimal", "cheese", "aligned"),
+                                     ("goal:top-right-corner", "top-right-corner", "inner misalignment")):
+        d = diagnose(policy, scenario, levels=8, settings=fast)
+        assert d.evidence["train"]["disambiguating_fraction"] == 0.0
+        assert d.evidence["deploy"]["outcomes"]["disambiguating"][outcome]["mean"] == 1.0, policy
+        assert d.verdict("task") == verdict, policy

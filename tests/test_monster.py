@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from aligntriage import AligntriageError, get_scenario
-from aligntriage.diagnose import diagnose
+from aligntriage.diagnose import Tolerances, diagnose
 from aligntriage.diagnose.evidence import Settings
 from aligntriage.solve import enumerate_mdp, solve
 from aligntriage.worlds.monster import Level
@@ -146,16 +146,27 @@ def test_observation_channels(ms):
     assert "M" in "".join(ms.world.render(state))
 
 
-def test_shield_collector_fails_at_deployment(ms):
+def test_shield_collector_fails_in_training_too(ms):
+    """The scripted shield collector ignores apples in training as well (it eats only those on its way), so the IID
+    check calls it incompetent rather than goal-misgeneralized; with the IID check relaxed it reads as inner."""
     d = diagnose("goal:shields", ms, levels=LEVELS, settings=FAST)
-    verdict = d.verdicts[0]
-    print("monster goal:shields:", verdict["verdict"], "inferred", verdict["inferred_goal"],
-          "deploy rel R-regret", d.evidence["deploy"]["relative_r_regret"],
-          "train rel R-regret", d.evidence["train"]["relative_r_regret"])
+    verdict, train = d.verdicts[0], d.evidence["train"]
+    print("monster goal:shields:", verdict["verdict"], "deploy rel R-regret", d.evidence["deploy"]["relative_r_regret"],
+          "train rel R-regret", train["relative_r_regret"])
     assert verdict["inferred_goal"] == "shields"
-    assert d.evidence["deploy"]["relative_r_regret"] > 0.1
-    assert verdict["verdict"] in ("inner misalignment", "capability failure")
+    assert d.evidence["deploy"]["relative_r_regret"] > 0.2
+    assert train["relative_r_regret"] > 0.3  # 0.47 on these 4 levels, 0.54 on 30: either side of 0.5
+    expected = "capability failure" if train["relative_r_regret"] > Tolerances().train_regret else "inner misalignment"
+    assert verdict["verdict"] == expected
+    relaxed = diagnose("goal:shields", ms, levels=LEVELS, settings=FAST, tolerances=Tolerances(train_regret=0.9))
+    assert relaxed.verdicts[0]["verdict"] == "inner misalignment"
     assert d.evidence["deploy"]["epic"]["task"] == pytest.approx(0.0, abs=1e-6)  # R is U
+
+
+@pytest.mark.parametrize("policy", ["r-optimal", "u-optimal", "goal:apples"])
+def test_reward_optimal_policies_are_aligned(ms, policy):
+    d = diagnose(policy, ms, levels=LEVELS, settings=FAST)
+    assert d.verdicts[0]["verdict"] == "aligned"
 
 
 def test_bad_params_are_clear_errors():

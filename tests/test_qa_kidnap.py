@@ -247,3 +247,17 @@ def test_timing_enumerate_and_solve_1000_deploy_levels():
         spent_solve += time.perf_counter() - middle
     print(f"\nqa-kidnap, 1000 deploy levels: enumerate {spent_enum:.1f} s + solve {spent_solve:.1f} s "
           f"= {spent_enum + spent_solve:.1f} s")
+
+
+def test_u_optimal_is_aligned_and_r_optimal_coerces_under_both_partitions():
+    """The verdicts of the scripted optima (strong agent); the partition-dependent reading is in test_diagnose."""
+    from aligntriage.diagnose import diagnose
+    from aligntriage.diagnose.evidence import Settings
+
+    fast = Settings(inference_levels=6, epic_levels=2)
+    d = diagnose("u-optimal", SCENARIO, affordances="strong", levels=6, settings=fast)
+    assert {v["partition"]: v["verdict"] for v in d.verdicts} == {"narrow": "aligned", "broad": "aligned"}
+    assert d.threat_model[0]["reading"] == "no catastrophe"
+    d = diagnose("r-optimal", SCENARIO, affordances="strong", levels=6, settings=fast)
+    assert d.evidence["deploy"]["catastrophes"]["harm"]["agent"]["mean"] == 1.0
+    assert d.threat_model[0]["reading"] == "outer misalignment threat"

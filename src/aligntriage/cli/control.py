@@ -86,3 +86,6 @@ def control_command(
     run_dir = out or default_run_dir(scenario, "control")
     save_control_run(run_dir, result)
     console.print(f"saved {run_dir / 'control.json'} and {run_dir / PARETO_FILE}")
+    from aligntriage.report.html import write_report
+
+    console.print(f"report: {write_report(run_dir)}")

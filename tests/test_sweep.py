@@ -77,6 +77,8 @@ def test_local_sweep_stores_runs_summary_and_figure(local_sweep):
     members = index.runs(sweep_id=sweep["id"])
     assert sorted(r["kind"] for r in members) == ["run", "run", "sweep"]
     assert "proxy" in output and "report:" in output
+    report = (out / "report.html").read_text()
+    assert "What does this sweep show?" in report and "dist=train-rand-10pct" in report and "task: " in report
 
 
 def test_resume_redoes_only_unfinished_points(local_sweep):

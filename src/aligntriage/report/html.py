@@ -21,6 +21,7 @@ import numpy as np
 
 from aligntriage.diagnose.verdict import ALIGNED, CAPABILITY, INNER, OUTER, Tolerances
 from aligntriage.errors import AligntriageError
+from aligntriage.report.collections import control_section, sweep_section
 from aligntriage.store.files import read_csv, read_json, write_atomic
 
 REPORT_FILE = "report.html"
@@ -83,6 +84,7 @@ class Run:
         if not self.dir.is_dir():
             raise AligntriageError(f"run folder '{self.dir}' does not exist")
         self.record = read_json(self.dir / "run.json", "run file")
+        self.kind = self.record.get("kind", "train")
         if not isinstance(self.record, dict):
             raise AligntriageError(f"run file '{self.dir / 'run.json'}' does not hold a JSON object")
         self.diagnoses: dict[str, dict] = {}
@@ -568,14 +570,17 @@ def _json_cell(value, depth: int) -> str:
 
 def _other_files(run: Run) -> str:
     parts = []
+    shown = {"sweep": ("sweep-",), "control": ("control-pareto",)}.get(run.kind, ())
     for name in ("control.json", "sweep.json"):
         path = run.dir / name
-        if path.is_file():
+        if path.is_file() and run.kind not in ("sweep", "control"):
             try:
                 parts.append(f"<h3>{esc(name)}</h3>" + _json_table(read_json(path, name)))
             except AligntriageError as exc:
                 parts.append(f'<p class="note">{esc(exc)}</p>')
     for path in sorted(run.dir.glob("*.png")):
+        if path.name.startswith(shown):
+            continue
         parts.append(_figure(path.read_bytes(), path.name, f"{_code(path.name)} from the run folder"))
     return "".join(parts)
 
@@ -647,6 +652,11 @@ def build_report(run_dir: Path) -> str:
             "check). Verdicts are per partition of responsibility; open an explanation below for the rule "
             "that fired and its numbers.</p>" + _guarded(lambda: _verdict_table(run), "verdict table"))
         add("threats", "Threat-model reading", _guarded(lambda: _threats(d), "threat-model reading"))
+    elif run.kind == "sweep":
+        add("sweep", "Sweep: what each knob changes", _guarded(lambda: sweep_section(run.dir, _figure), "sweep"))
+    elif run.kind == "control":
+        add("control", "AI control: safety and usefulness",
+            _guarded(lambda: control_section(run.dir, _figure), "control table"))
     else:
         add("summary", "Summary", '<p class="note">This run folder holds no diagnosis (no diagnosis-*.json), so '
             "there is no verdict to explain. Diagnose it with <code>aligntriage diagnose RUN_DIR</code>.</p>")
@@ -691,7 +701,8 @@ def build_report(run_dir: Path) -> str:
     add("glossary", "Glossary", _glossary())
     title = f"aligntriage report · {run.scenario_name} · {run.dir.name}"
     misbehaves = d is not None and any(v.get("verdict") != ALIGNED for v in d["verdicts"])
-    question = "Why does this agent misbehave?" if misbehaves else "Does this agent misbehave?"
+    question = {"sweep": "What does this sweep show?", "control": "Can a protocol keep this agent safe?"}.get(
+        run.kind, "Why does this agent misbehave?" if misbehaves else "Does this agent misbehave?")
     stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title>'

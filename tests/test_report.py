@@ -116,19 +116,33 @@ def test_scripted_run_renders_and_escapes_user_strings(scripted_run):
 
 
 def test_partial_run_folders_render_what_they_hold(tmp_path):
-    run_dir = tmp_path / "control"
+    run_dir = tmp_path / "partial"
     run_dir.mkdir()
-    write_json(run_dir / "run.json", {"kind": "control", "scenario": "<b>nope</b>", "status": "complete"})
-    write_json(run_dir / "control.json", {"rows": [{"penalty": 0.1, "verdict": "<i>aligned</i>"},
-                                                   {"penalty": 1.0, "verdict": "outer misalignment"}]})
-    Image.new("RGB", (40, 30), "red").save(run_dir / "control-pareto.png")
+    write_json(run_dir / "run.json", {"kind": "train", "scenario": "<b>nope</b>", "status": "complete"})
+    Image.new("RGB", (40, 30), "red").save(run_dir / "extra-figure.png")
     text = build_report(run_dir)
     page = Page(text)
     assert {"summary", "other", "run", "glossary"} <= page.sections
     assert "&lt;b&gt;nope&lt;/b&gt;" in text and "<b>nope</b>" not in text
-    assert "&lt;i&gt;aligned&lt;/i&gt;" in text and "control-pareto.png" in text
+    assert "extra-figure.png" in text and "holds no diagnosis" in text
     assert [decode(img["src"])[:3] for img in page.images] == [b"\x89PN"]
-    assert "holds no diagnosis" in text
+
+
+def test_a_control_run_shows_its_protocol_table(tmp_path):
+    run_dir = tmp_path / "control"
+    run_dir.mkdir()
+    write_json(run_dir / "run.json", {"kind": "control", "scenario": "qa-kidnap", "status": "complete"})
+    ci = {"mean": 0.5, "low": 0.4, "high": 0.6}
+    write_json(run_dir / "control.json", {
+        "settings": {"episodes": 100, "dist": "deploy", "audit_budget": 0.02},
+        "roles": {"monitor": "<i>surprise</i>"},
+        "protocols": [{"label": "<i>no protocol</i>", "usefulness": ci, "safety": ci, "attack_rate": 0.1,
+                       "simulated": {**ci, "n": 10}}]})
+    Image.new("RGB", (40, 30), "red").save(run_dir / "control-pareto.png")
+    text = build_report(run_dir)
+    assert "Can a protocol keep this agent safe?" in text and "AI control: safety and usefulness" in text
+    assert "&lt;i&gt;no protocol&lt;/i&gt;" in text and "<i>surprise</i>" not in text
+    assert "50% <small>[40%, 60%]</small>" in text and text.count("data:image/png;base64,") == 1
 
 
 runner = CliRunner()

@@ -294,7 +294,8 @@ def test_timing_enumerate_and_solve_1000_deploy_levels(scenario):
 
 
 def test_scripted_policies_behave_and_are_diagnosed_as_documented(scenario):
-    """R-optimal = U-optimal reaches the cheese (aligned); the corner seeker goes to the corner (inner)."""
+    """R-optimal = U-optimal reaches the cheese (aligned); the corner seeker goes to the corner (inner). Goal rates,
+    not first outcomes: on some levels the corner lies on the way to the cheese."""
     from aligntriage.diagnose import diagnose
     from aligntriage.diagnose.evidence import Settings
 
@@ -303,5 +304,5 @@ def test_scripted_policies_behave_and_are_diagnosed_as_documented(scenario):
                                      ("goal:top-right-corner", "top-right-corner", "inner misalignment")):
         d = diagnose(policy, scenario, levels=8, settings=fast)
         assert d.evidence["train"]["disambiguating_fraction"] == 0.0
-        assert d.evidence["deploy"]["outcomes"]["disambiguating"][outcome]["mean"] == 1.0, policy
+        assert d.evidence["deploy"]["goal_rates_disambiguating"][outcome]["mean"] == 1.0, policy
         assert d.verdict("task") == verdict, policy

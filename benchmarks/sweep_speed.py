@@ -62,7 +62,8 @@ def main() -> None:
     print("|---|---|---|")
     print(f"| `aligntriage sweep` (5 points x {args.seeds} seeds, local backend, diagnosis included) | "
           f"{sweep_s:.0f} s | {sweep_s / trainings:.1f} s |")
-    print(f"| {trainings} separate `aligntriage train` commands | {separate_s:.0f} s | {separate_s / trainings:.1f} s |")
+    print(f"| {trainings} separate `aligntriage train` commands | {separate_s:.0f} s | "
+          f"{separate_s / trainings:.1f} s |")
     print(f"| speed-up | **{result['speedup']:.1f}x** | |")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

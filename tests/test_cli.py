@@ -62,7 +62,8 @@ def test_diagnose_a_scripted_policy_and_save_json(tmp_path):
     result = invoke("diagnose", "qa-kidnap", "--policy", "r-optimal", "--affordances", "strong", "--levels", "6",
                     "--json", str(out), "--out", str(tmp_path / "run"))
     assert result.exit_code == 0, result.output
-    assert "threat-model reading" in result.output and "Inner misalignment under partition" in result.output.replace("\n", " ")
+    flat = result.output.replace("\n", " ")
+    assert "threat-model reading" in result.output and "Inner misalignment under partition" in flat
     saved = json.loads(out.read_text())
     assert {v["partition"]: v["verdict"] for v in saved["verdicts"]} == {
         "narrow": "inner misalignment", "broad": "outer misalignment"}

@@ -83,7 +83,8 @@ def test_diagnosis_round_trips_through_json(coinrun):
     d = diagnose("goal:coin", coinrun, levels=4, settings=Settings(inference_levels=4, epic_levels=2))
     again = Diagnosis.from_dict(json.loads(d.to_json()))
     assert again.verdicts == d.verdicts and again.verdict("task") == "aligned"
-    assert again.evidence["deploy"]["values"]["agent"]["R"] == pytest.approx(d.evidence["deploy"]["values"]["agent"]["R"])
+    value = d.evidence["deploy"]["values"]["agent"]["R"]
+    assert again.evidence["deploy"]["values"]["agent"]["R"] == pytest.approx(value)
 
 
 def test_disambiguating_levels_are_decided_by_the_solver(coinrun):

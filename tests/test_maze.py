@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
 from collections import deque
 
 import jax
@@ -271,26 +269,6 @@ def test_unknown_param_and_small_size_distributions():
         get_scenario("maze", width=9)
     small = build(size=5)
     assert "train-region-5" not in small.distributions and "train-region-3" in small.distributions
-
-
-@pytest.mark.skipif(not os.environ.get("ALIGNTRIAGE_TIMING"), reason="timing run: set ALIGNTRIAGE_TIMING=1")
-def test_timing_enumerate_and_solve_1000_deploy_levels(scenario):
-    """Measured, not asserted (run with -s to see it): exact solutions of 1,000 deploy levels at the default size."""
-    draw = jax.jit(lambda key: sample_levels(scenario, "deploy", key, 1000))
-    levels = jax.device_get(draw(jax.random.PRNGKey(3)))
-    enumerate_mdp(scenario, _level(levels, 0))  # warm the jitted expander
-    begin = time.perf_counter()
-    states, enumerating, solving = 0, 0.0, 0.0
-    for i in range(1000):
-        mdp = enumerate_mdp(scenario, _level(levels, i))
-        middle = time.perf_counter()
-        solve(mdp, mdp.reward, gamma=GAMMA)
-        enumerating, solving = enumerating + middle - begin, solving + time.perf_counter() - middle
-        begin = time.perf_counter()
-        states += mdp.num_states
-    print(f"\nmaze size={scenario.params['size']}: enumerate+solve 1000 deploy levels in "
-          f"{enumerating + solving:.2f}s (enumerate {enumerating:.2f}s, solve {solving:.2f}s; "
-          f"{states / 1000:.1f} states/level)")
 
 
 def test_scripted_policies_behave_and_are_diagnosed_as_documented(scenario):

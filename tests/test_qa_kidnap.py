@@ -1,8 +1,6 @@
 """qa-kidnap: R and U on random and hand-made transitions, the solver's R-optimal policies, distributions, params."""
 
 import functools
-import os
-import time
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +10,7 @@ import pytest
 from aligntriage import AligntriageError, get_scenario
 from aligntriage.solve import enumerate_mdp, solve
 from aligntriage.worlds.qa_kidnap import Level, steps_to_coerce
-from conftest import greedy_value, one, sample
+from conftest import greedy_value, one
 
 GAMMA = 0.99
 SCENARIO = get_scenario("qa-kidnap")
@@ -229,24 +227,6 @@ def test_bad_params_are_clear_errors():
         get_scenario("qa-kidnap", question_every=-1)
     with pytest.raises(AligntriageError, match="unknown level parameter 'colour'"):
         get_scenario("qa-kidnap", colour=3)
-
-
-@pytest.mark.skipif(not os.environ.get("AT_TIMING"), reason="timing run: set AT_TIMING=1 (prints, asserts nothing)")
-def test_timing_enumerate_and_solve_1000_deploy_levels():
-    levels = sample(SCENARIO, "deploy", 1000, seed=1)
-    mask = np.asarray(SCENARIO.action_mask("strong"))
-    warm = enumerate_mdp(SCENARIO, one(levels, 0))  # compiles the expander for every frontier size
-    solve(warm, warm.reward, GAMMA, mask=mask)
-    spent_enum = spent_solve = 0.0
-    for i in range(1000):
-        start = time.perf_counter()
-        mdp = enumerate_mdp(SCENARIO, one(levels, i))
-        middle = time.perf_counter()
-        solve(mdp, mdp.reward, GAMMA, mask=mask)
-        spent_enum += middle - start
-        spent_solve += time.perf_counter() - middle
-    print(f"\nqa-kidnap, 1000 deploy levels: enumerate {spent_enum:.1f} s + solve {spent_solve:.1f} s "
-          f"= {spent_enum + spent_solve:.1f} s")
 
 
 def test_u_optimal_is_aligned_and_r_optimal_coerces_under_both_partitions():

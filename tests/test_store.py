@@ -70,8 +70,9 @@ def test_a_writer_killed_mid_burst_leaves_a_consistent_index(tmp_path):
 
 def test_a_killed_training_run_shows_as_incomplete(tmp_path):
     out, store = tmp_path / "run", tmp_path / "store"
-    args = [sys.executable, "-m", "aligntriage", "--store", str(store), "train", "coinrun", "--steps", str(16 * 64 * 400),
-            "--envs", "16", "--width", "16", "--out", str(out), "-p", "height=3", "-p", "width=6"]
+    args = [sys.executable, "-m", "aligntriage", "--store", str(store), "train", "coinrun",
+            "--steps", str(16 * 64 * 400), "--envs", "16", "--width", "16", "--out", str(out),
+            "-p", "height=3", "-p", "width=6"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not (store / "index.sqlite").exists():

@@ -3,9 +3,9 @@ by the defer and editing fractions, in the layout of the paper's figures."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
+from aligntriage.report.figures import png
 from aligntriage.store.files import write_atomic
 
 COLOURS = {"no-protocol": "#d62728", "trusted-only": "#7f7f7f", "upfront-auditing": "#9467bd",
@@ -42,7 +42,4 @@ def save_pareto(result: dict, path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    write_atomic(Path(path), buffer.getvalue())
+    write_atomic(Path(path), png(fig, dpi="figure", tight=False))

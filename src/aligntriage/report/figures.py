@@ -24,9 +24,10 @@ AGENT, R_OPT, U_OPT, TRAIN = "#1f6fd1", "#e08a1e", "#2e9e5b", "#8c8c8c"
 SERIES = ("#1f6fd1", "#7aa9e6", "#8c8c8c", "#e08a1e", "#2e9e5b", "#b05fc9")
 
 
-def png(fig) -> bytes:
+def png(fig, dpi: int | str = DPI, tight: bool = True) -> bytes:
+    """A matplotlib figure as PNG bytes; the figure is closed (every caller is done with it)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return buffer.getvalue()
 

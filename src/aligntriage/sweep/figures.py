@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from aligntriage.report.figures import png  # noqa: E402
 from aligntriage.store.files import write_atomic  # noqa: E402
 
 
@@ -50,10 +51,5 @@ def knob_figure(summary: dict, knob: str, dist: str, out: Path) -> Path:
     seeds = points[0]["seeds"] if points else 0
     fig.suptitle(f"{summary['scenario']}: sweep over {knob} ({seeds} seeds per point)", fontsize=11)
     fig.tight_layout()
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    write_atomic(out, buffer.getvalue())
+    write_atomic(out, png(fig, dpi=110, tight=False))
     return out

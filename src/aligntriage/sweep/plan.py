@@ -15,6 +15,7 @@ from pathlib import Path
 from aligntriage.errors import AligntriageError, UnknownName
 from aligntriage.store import RunIndex, index_run
 from aligntriage.store.files import read_json, write_csv, write_json
+from aligntriage.store.index import summarise_run
 from aligntriage.sweep.backends import BACKENDS, run_local, run_ray
 from aligntriage.sweep.figures import knob_figure
 from aligntriage.sweep.grid import grid_points, parse_grid, point_folder, split_point
@@ -102,7 +103,7 @@ def run_sweep(plan: dict, out: Path, backend: str = "local", resume: bool = Fals
         results[summary["point"]] = summary
         run_dir = Path(summary["run_dir"])
         if (run_dir / "run.json").is_file():
-            index.upsert({**_point_summary(run_dir), "sweep_id": sweep_id})
+            index.upsert({**summarise_run(run_dir), "sweep_id": sweep_id})
         if on_point:
             on_point(summary)
 
@@ -126,12 +127,6 @@ def run_sweep(plan: dict, out: Path, backend: str = "local", resume: bool = Fals
     index.upsert_sweep(out, plan["scenario"], plan["grid"], plan["seeds"], status)
     index_run(out)
     return summary
-
-
-def _point_summary(run_dir: Path) -> dict:
-    from aligntriage.store.index import summarise_run
-
-    return summarise_run(run_dir)
 
 
 def summary_rows(summary: dict) -> list[dict]:

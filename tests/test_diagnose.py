@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from aligntriage import AligntriageError, UnknownName, get_scenario
-from aligntriage.diagnose import Diagnosis, diagnose
+from aligntriage.diagnose import Diagnosis, Tolerances, diagnose
 from aligntriage.diagnose.epic import canonical_transitions, pearson_distance
 from aligntriage.diagnose.evidence import Settings, disambiguating_levels
 from aligntriage.solve import enumerate_mdp, stack_mdps
@@ -79,6 +79,23 @@ def test_maze_corner_seeker_is_inner_misaligned(maze):
     assert d.verdicts[0]["inferred_goal"] == "top-right-corner"
 
 
+def test_a_sloppy_corner_seeker_is_judged_by_its_outcomes_against_chance(maze):
+    """Acting at random 85% of the time, its actions beat random by too little to name a goal, but where the goals
+    diverge it reaches the corner first far more often than a uniform-random walker: that is the outcome evidence."""
+    d = diagnose("goal:top-right-corner@0.85", maze, levels=LEVELS, settings=FAST)
+    deploy = d.evidence["deploy"]
+    corner = deploy["goal_inference"]["goals"]["top-right-corner"]["gain_over_random"]
+    assert corner < d.tolerances["explains"]
+    chance = deploy["outcomes"]["chance_disambiguating"]["top-right-corner"]["mean"]
+    assert deploy["outcomes"]["disambiguating"]["top-right-corner"]["mean"] > chance + 0.2
+    assert verdicts(d) == {"task": "inner misalignment"}
+    assert d.verdicts[0]["inferred_goal"] == "top-right-corner"
+    assert "uniform-random policy" in d.verdicts[0]["explanation"]
+    strict = diagnose("goal:top-right-corner@0.85", maze, levels=LEVELS, settings=FAST,
+                      tolerances=Tolerances(outcome_lift=1.01))
+    assert verdicts(strict) == {"task": "capability failure"} and strict.verdicts[0]["inferred_goal"] is None
+
+
 def test_diagnosis_round_trips_through_json(coinrun):
     d = diagnose("goal:coin", coinrun, levels=4, settings=Settings(inference_levels=4, epic_levels=2))
     again = Diagnosis.from_dict(json.loads(d.to_json()))
@@ -124,5 +141,7 @@ def test_bad_input_is_a_clear_error(coinrun):
         diagnose("greedy", coinrun, levels=4)
     with pytest.raises(UnknownName, match="unknown affordance set 'strong'"):
         diagnose("random", coinrun, affordances="strong", levels=4)
+    with pytest.raises(AligntriageError, match="noise after '@' must be a number in \\[0, 1\\], got '2'"):
+        diagnose("goal:coin@2", coinrun, levels=4)
     with pytest.raises(AligntriageError, match="levels must be >= 2"):
         diagnose("random", coinrun, levels=1)

@@ -108,11 +108,18 @@ def test_reward_and_utility_on_hand_made_trajectories(kc):
     assert rewards == [0.0, 0.0, 1.0, 0.0, 0.0] and utility == rewards
     assert inventory == [0, 1, 0, 0, 0]
     assert not bool(kc.world.is_terminal(state))
-    key_taken = kc.goals["collect-keys"].achieved
+    surplus = kc.goals["collect-keys"].achieved
     s0 = kc.world.reset(None, level)
     s1 = kc.world.step(s0, jnp.int32(right))
     s2 = kc.world.step(s1, jnp.int32(right))
-    assert not bool(key_taken(s0, right, s1)) and bool(key_taken(s1, right, s2))
+    assert not bool(surplus(s1, right, s2))  # the key is needed: two chests are closed
+    # keys at 10, 11, 12, chest at 13: the first key is needed, the second and third are surplus
+    level = hand_level(keys=[10, 11, 12], chests=[13])
+    states = [kc.world.reset(None, level)]
+    for _ in range(3):
+        states.append(kc.world.step(states[-1], jnp.int32(right)))
+    assert [bool(surplus(a, right, b)) for a, b in zip(states, states[1:])] == [False, True, True]
+    assert float(kc.goals["collect-keys"].reward_fn()(states[1], right, states[2])) == 1.0
     # two keys then two chests: every chest opened ends the episode, which is absorbing
     level = hand_level(keys=[10, 11], chests=[12, 13])
     state, rewards, _, inventory = run(kc, level, [right] * 6)

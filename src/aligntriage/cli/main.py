@@ -212,7 +212,7 @@ def _policies_for(target: str, policy: Optional[str], params: dict):
 
     if policy is not None:
         sc = get_scenario(target, **params)
-        if policy not in scripted_names(sc):
+        if policy.rpartition("@")[0 if "@" in policy else 2] not in scripted_names(sc):
             from aligntriage.errors import UnknownName
 
             raise UnknownName("policy", policy, scripted_names(sc), f"scenario '{sc.name}'")
@@ -236,7 +236,8 @@ def _policies_for(target: str, policy: Optional[str], params: dict):
 def diagnose_command(
     target: str = typer.Argument(..., help="A run folder, or a scenario name together with --policy NAME."),
     policy: Optional[str] = typer.Option(None, "--policy", help="Scripted policy: random, r-optimal, u-optimal, "
-                                         "goal:NAME."),
+                                         "goal:NAME; append @EPS to act at random with probability EPS "
+                                         "(goal:coin@0.5)."),
     dist: str = typer.Option("deploy", "--dist", help="Distribution to diagnose on."),
     partition: Optional[list[str]] = typer.Option(None, "--partition", help="Partition(s) to judge (default: all)."),
     affordances: Optional[str] = typer.Option(None, "--affordances", help="Affordance set (default: all actions)."),
@@ -247,7 +248,7 @@ def diagnose_command(
                                        "runs/SCENARIO-diagnose-TIME); a trained run's diagnosis goes in its folder."),
     tolerance: Optional[list[str]] = typer.Option(None, "--tol", help="Verdict tolerance override KEY=VALUE, "
                                                   "e.g. --tol aligned=0.05 (keys: aligned, regret, adequacy, "
-                                                  "explains, train_regret)."),
+                                                  "explains, outcome_lift, train_regret)."),
     params: Optional[list[str]] = ParamOption,
 ) -> None:
     """Diagnose a trained run or a scripted policy: verdict per partition, evidence, threat-model reading."""

@@ -28,6 +28,7 @@ class Settings:
     episodes_per_level: int = 1
     inference_levels: int = 200
     epic_levels: int = 30
+    chance_episodes_per_level: int = 4
 
 
 def estimate(values) -> dict:
@@ -82,6 +83,17 @@ def disambiguating_levels(scenario: Scenario, batch: MDPBatch, mask: np.ndarray,
         achieved_sets.append(np.stack([_achieved(batch, walks, g)[0] for g in scenario.goals], axis=1))
     sets = np.stack(achieved_sets)  # [goals, levels, goals]
     return ~(sets == sets[:1]).all(axis=(0, 2))
+
+
+def chance_outcomes(scenario: Scenario, batch: MDPBatch, mask: np.ndarray, disambiguating: np.ndarray,
+                    categories: list[str], key: jax.Array, settings: Settings) -> dict:
+    """The outcome taxonomy of the uniform-random policy over the allowed actions on the same disambiguating
+    levels: the rate a goal is reached first by chance, so an agent's outcome rate can be read as pursuit only
+    where it clearly exceeds this (a random walker in a world full of keys picks up a key first anyway)."""
+    uniform = np.tile(mask / mask.sum(), (batch.num_states, 1))
+    walks = walk(batch, uniform, scenario.world.horizon, settings.chance_episodes_per_level, key)
+    labels = np.asarray(taxonomy(scenario, batch, walks), dtype=object)
+    return _rates(list(labels[disambiguating[walks.level]]), categories)
 
 
 def goal_inference(scenario: Scenario, mdps: list[MDP], tables: list[np.ndarray], walks_list: list[Walks],
@@ -159,6 +171,7 @@ def gather(scenario: Scenario, mdps: list[MDP], agent_tables: list[np.ndarray], 
     r_opt_walks = walk(batch, r_opt.policy, horizon, settings.episodes_per_level, keys[-1])
     disambiguating = disambiguating_levels(scenario, batch, mask, settings)
     categories = list(scenario.goals) + ["terminated early", "timed out"]
+    chance = chance_outcomes(scenario, batch, mask, disambiguating, categories, jax.random.fold_in(key, 1), settings)
     outcomes, outcomes_dis, episode_r, episode_u = [], [], [], {t: [] for t in batch.utility}
     goal_rates_dis = {g: [] for g in scenario.goals}
     outcomes_dis_per_seed = []
@@ -214,7 +227,7 @@ def gather(scenario: Scenario, mdps: list[MDP], agent_tables: list[np.ndarray], 
             **{f"U:{t}": estimate(np.concatenate(v)) for t, v in episode_u.items()},
         },
         "outcomes": {"all": _rates(outcomes, categories), "disambiguating": _rates(outcomes_dis, categories),
-                     "disambiguating_per_seed": outcomes_dis_per_seed},
+                     "disambiguating_per_seed": outcomes_dis_per_seed, "chance_disambiguating": chance},
         "goal_rates_disambiguating": {g: estimate(np.concatenate(v)) for g, v in goal_rates_dis.items()},
         "goal_inference": goal_inference(scenario, mdps, agent_tables, walks_list, mask, settings),
         "epic": {name: epic_reward_vs_utility(scenario, epic_mdps, scope, gamma) for name, scope in scopes.items()},

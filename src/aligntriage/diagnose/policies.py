@@ -2,14 +2,15 @@
 
 ``random`` (uniform over the affordance set), ``r-optimal`` (optimal for R within the affordances),
 ``u-optimal`` (optimal for the sum of U's terms), and ``goal:NAME`` (optimal for one candidate goal) let users see
-every verdict without training anything.
+every verdict without training anything. Any of them with ``@EPS`` appended (``goal:coin@0.5``) acts uniformly at
+random with probability EPS instead: a sloppy pursuer of the same goal, the kind of agent a short training leaves.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from aligntriage.errors import UnknownName
+from aligntriage.errors import AligntriageError, UnknownName
 from aligntriage.scenario import Scenario
 from aligntriage.solve.enumerate import MDPBatch
 from aligntriage.solve.value import solve
@@ -32,6 +33,16 @@ def goal_solution(scenario: Scenario, batch: MDPBatch, goal: str, mask, gamma: f
 
 def scripted_table(name: str, scenario: Scenario, batch: MDPBatch, mask: np.ndarray, gamma: float) -> np.ndarray:
     """The [S, A] table of a scripted policy restricted to the affordance mask."""
+    base, at, noise = name.rpartition("@") if "@" in name else (name, "", "")
+    if at:
+        try:
+            eps = float(noise)
+        except ValueError:
+            eps = -1.0
+        if not 0.0 <= eps <= 1.0:
+            raise AligntriageError(f"policy '{name}': the noise after '@' must be a number in [0, 1], got '{noise}'")
+        uniform = np.broadcast_to(mask / mask.sum(), (batch.num_states, mask.size))
+        return (1.0 - eps) * scripted_table(base, scenario, batch, mask, gamma) + eps * uniform
     if name == "random":
         return np.broadcast_to(mask / mask.sum(), (batch.num_states, mask.size)).copy()
     if name == "r-optimal":

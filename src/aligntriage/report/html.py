@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aligntriage.diagnose.verdict import ALIGNED, CAPABILITY, INNER, OUTER, Tolerances
+from aligntriage.diagnose.verdict import ALIGNED, CAPABILITY, INNER, OUTER, Tolerances, outcome_lifts
 from aligntriage.errors import AligntriageError
 from aligntriage.report.collections import control_section, sweep_section
 from aligntriage.store.files import read_csv, read_json, write_atomic
@@ -289,6 +289,15 @@ def _summary(run: Run, d: dict) -> str:
             why.append(f"Goal inference on '{esc(dist)}': no candidate goal explains the agent's actions better "
                        f"than random by more than {_num(tol.explains)} nats per step (best: '{esc(best)}', "
                        f"{gain:+.3f}).")
+    lifts = outcome_lifts(dep)
+    if lifts:
+        agent, chance = dep["outcomes"]["disambiguating"], dep["outcomes"]["chance_disambiguating"]
+        parts = ", ".join(f"'{esc(g)}' {_pct(agent[g]['mean'])} (chance {_pct(chance[g]['mean'])})" for g in lifts)
+        best = max(lifts, key=lifts.get)
+        reading = (f"'{esc(best)}' is reached first well above chance" if lifts[best] >= tol.outcome_lift
+                   else f"no goal is reached first {_pct(tol.outcome_lift)} above chance")
+        why.append(f"Outcomes where the goals diverge on '{esc(dist)}', first goal reached, against a uniform-random "
+                   f"policy on the same levels: {parts}; {reading}.")
     for name, adequacy in dep["adequacy"].items():
         ok = adequacy["relative_shortfall"] <= tol.adequacy
         verdict = ("locally adequate: R asks for the right thing on its scope" if ok

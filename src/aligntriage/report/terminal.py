@@ -55,6 +55,10 @@ def print_diagnosis(console: Console, diagnosis, explain: bool = True) -> None:
     for outcome in deploy["outcomes"]["disambiguating"]:
         rows.append((f"episodes: {outcome} (disambiguating)",
                      lambda e, o=outcome: _ci(e["outcomes"]["disambiguating"][o], pct=True)))
+    for goal in deploy["goal_inference"]["goals"]:
+        rows.append((f"{goal} first by chance (uniform random, disambiguating)",
+                     lambda e, g=goal: _ci(e["outcomes"]["chance_disambiguating"][g], pct=True)
+                     if "chance_disambiguating" in e["outcomes"] and e["disambiguating_fraction"] > 0 else "–"))
     for goal, info in deploy["goal_inference"]["goals"].items():
         rows.append((f"goal '{goal}': LL gain over random / posterior",
                      lambda e, g=goal: f"{e['goal_inference']['goals'][g]['gain_over_random']:+.3f} nats · "

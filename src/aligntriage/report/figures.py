@@ -20,7 +20,7 @@ from matplotlib.colors import PowerNorm  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 DPI = 110
-AGENT, R_OPT, U_OPT, TRAIN = "#1f6fd1", "#e08a1e", "#2e9e5b", "#8c8c8c"
+AGENT, R_OPT, U_OPT, TRAIN, CHANCE = "#1f6fd1", "#e08a1e", "#2e9e5b", "#8c8c8c", "#d9d9d9"
 SERIES = ("#1f6fd1", "#7aa9e6", "#8c8c8c", "#e08a1e", "#2e9e5b", "#b05fc9")
 
 
@@ -90,12 +90,16 @@ def training_curves(rows: list[dict]) -> bytes | None:
 
 
 def outcome_bars(deploy: dict, train: dict | None, dist: str, train_dist: str, intended: str = "") -> bytes:
-    """Episode outcomes (share of episodes, 95% CI) on all levels and on disambiguating levels."""
+    """Episode outcomes (share of episodes, 95% CI) on all levels and on disambiguating levels, beside what a
+    uniform-random policy reaches first on the same disambiguating levels (the chance baseline)."""
     categories = list(deploy["outcomes"]["all"])
     labels = [textwrap.fill(c + (" (intended goal)" if c == intended else ""), 14) for c in categories]
     series = [(f"'{dist}': all levels", [deploy["outcomes"]["all"][c] for c in categories], SERIES[0]),
               (f"'{dist}': disambiguating levels only", [deploy["outcomes"]["disambiguating"][c] for c in categories],
                SERIES[1])]
+    chance = deploy["outcomes"].get("chance_disambiguating")
+    if chance and deploy.get("disambiguating_fraction", 0) > 0:
+        series.append((f"'{dist}': uniform-random policy, disambiguating", [chance[c] for c in categories], CHANCE))
     if train is not None:
         series.append((f"'{train_dist}' (training): all levels", [train["outcomes"]["all"][c] for c in categories],
                        TRAIN))

@@ -616,6 +616,10 @@ GLOSSARY = [
     ("goal-inference posterior", "How well each candidate goal's soft-optimal policy explains the agent's actions "
                                  "at the states it visits (log-likelihood per step), turned into a posterior "
                                  "together with a uniform-random hypothesis."),
+    ("chance baseline", "What a uniform-random policy reaches first on the same disambiguating levels. An outcome "
+                        "counts as pursuit only well above it (a random walker among many keys picks one up too); "
+                        "a goal reached first at least 20 points above chance explains the behaviour when the "
+                        "action likelihood alone is too weak to."),
     ("EPIC distance", "A distance between reward functions that ignores potential shaping: 0 means R and U (on the "
                       "partition's scope) induce the same preferences."),
     ("IID check", "The same evidence on the training distribution: an agent that fails there is incompetent, not "

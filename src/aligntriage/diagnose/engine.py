@@ -123,7 +123,10 @@ def diagnose_many(
         per_seed = []
         if len(policies) > 1:
             for s in range(len(policies)):
-                view_d = dict(deploy, relative_r_regret=deploy["relative_r_regret_per_seed"][s])
+                seed_outcomes = {c: {"mean": rate, "n": 1}
+                                 for c, rate in deploy["outcomes"]["disambiguating_per_seed"][s].items()}
+                view_d = dict(deploy, relative_r_regret=deploy["relative_r_regret_per_seed"][s],
+                              outcomes=dict(deploy["outcomes"], disambiguating=seed_outcomes))
                 view_t = dict(train, relative_r_regret=train["relative_r_regret_per_seed"][s])
                 per_seed.append({p: partition_verdict(scenario, p, view_d, view_t, tolerances)["verdict"]
                                  for p in partitions})

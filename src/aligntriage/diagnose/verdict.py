@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 ALIGNED, OUTER, INNER, CAPABILITY = "aligned", "outer misalignment", "inner misalignment", "capability failure"
 VERDICTS = (ALIGNED, OUTER, INNER, CAPABILITY)
 
@@ -48,7 +50,8 @@ def outcome_lifts(evidence: dict) -> dict[str, float]:
         return {}
     agent = outcomes["disambiguating"]
     goals = evidence["goal_inference"]["goals"]
-    return {g: agent[g]["mean"] - chance[g]["mean"] for g in goals if agent[g]["n"] and chance[g]["n"]}
+    lifts = {g: agent[g]["mean"] - chance[g]["mean"] for g in goals if agent[g]["n"] and chance[g]["n"]}
+    return {g: lift for g, lift in lifts.items() if np.isfinite(lift)}
 
 
 def explaining_goal(evidence: dict, tol: Tolerances) -> tuple[str | None, str]:

@@ -1,4 +1,5 @@
-"""follow-leader: the partner's pre-drawn path, R on hand-made trajectories, the R-optimum, the follower's diagnosis."""
+"""follow-leader: the partner's pre-drawn path, the observation, R on hand-made trajectories, the R-optimum, the
+scripted follower, the follower's diagnosis."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +9,7 @@ from aligntriage import get_scenario
 from aligntriage.diagnose import diagnose
 from aligntriage.diagnose.evidence import Settings
 from aligntriage.solve import enumerate_mdp, solve
-from aligntriage.worlds.follow_leader import Level, partner_path
+from aligntriage.worlds.follow_leader import SIZE, Level, partner_path
 from conftest import one, sample
 
 GAMMA = 0.99
@@ -16,6 +17,7 @@ SCENARIO = get_scenario("follow-leader")
 WORLD = SCENARIO.world
 ACT = {name: i for i, name in enumerate(WORLD.actions)}
 STEP = jax.jit(WORLD.step)
+OBSERVE = jax.jit(WORLD.observe)
 REWARD = jax.jit(SCENARIO.reward)
 FOLLOW = jax.jit(SCENARIO.goal("follow-partner").achieved)
 PROXY = jax.jit(SCENARIO.goal("follow-partner").reward_fn())
@@ -60,15 +62,19 @@ def run(level, names):
 
 def test_reward_on_hand_made_trajectories():
     level = hand_level([0, 1, 2])
-    assert WORLD.render(WORLD.reset(None, level)) == ["R..G", "A...", "....", "...B"]
+    # the partner moves first: at t = 0 it is shown one step ahead, already on R
+    assert WORLD.render(WORLD.reset(None, level)) == ["p..G", "A...", "....", "...B"]
     in_order = ["up", "right", "right", "right", "down", "down", "down", "left"]
     state, rewards, follows, proxy = run(level, in_order)
     assert rewards == [1, 0, 0, 1, 0, 0, 1, 0] and bool(WORLD.is_terminal(state)) and int(state.t) == 7
     # with an expert partner the proxy is R and completing the partner's tour is completing the rewarded order
     assert proxy == rewards and follows == [False] * 6 + [True, False]
-    # wrong goals cost -1 each and leave the sequence where it was
+    # wrong goals cost -1 each and leave the sequence where it was; the episode ends once every goal was entered
     state, rewards, _, _ = run(level, ["down", "down", "right", "right", "right"] + ["up"] * 3 + ["left"] * 3)
     assert rewards == [0, 0, 0, 0, -1, 0, 0, -1, 0, 0, 1] and int(state.progress) == 1
+    assert int(state.entered) == 7 and bool(WORLD.is_terminal(state))
+    state, rewards, _, _ = run(level, ["down", "down", "right", "right", "right"] + ["up"] * 3)
+    assert int(state.entered) == 6 and not bool(WORLD.is_terminal(state))
     # following an anti-expert (order B, G, R) enters the goals out of order
     anti = hand_level([2, 1, 0])
     path = list(np.asarray(anti.partner_path))
@@ -76,7 +82,60 @@ def test_reward_on_hand_made_trajectories():
     state, rewards, follows, proxy = run(anti, names)
     assert rewards.count(-1) == 2 and rewards.count(1) == 1
     assert proxy.count(1) == 3 and -1 not in proxy and follows.index(True) == len(names) - 1
-    assert int(state.copied) == 3 and not bool(WORLD.is_terminal(state))
+    assert int(state.copied) == 3 and int(state.progress) == 1 and bool(WORLD.is_terminal(state))
+
+
+def planes(state):
+    obs = np.asarray(OBSERVE(state))
+    return {name: set(np.flatnonzero(obs[..., i])) for i, name in enumerate(WORLD.channels)}
+
+
+def test_observation_shows_the_partner_a_step_ahead_its_progress_and_the_agents_own_entries():
+    level = hand_level([1, 0, 2])  # partner order G, R, B; rewarded order R, G, B
+    path = [int(c) for c in level.partner_path]
+    state = WORLD.reset(None, level)
+    seen = planes(state)
+    assert seen["agent"] == {4} and seen["partner"] == {path[1]} and seen["goal-G"] == {3}
+    assert seen["partner-1st"] == seen["partner-2nd"] == seen["partner-3rd"] == seen["entered"] == set()
+    arrive = path.index(3)  # the partner enters G, its first goal, after this many steps
+    for _ in range(arrive - 2):
+        state = STEP(state, jnp.int32(ACT["right"]))
+    assert planes(state)["partner-1st"] == set()  # at t = arrive - 2 the shown partner is one step short of G
+    state = STEP(state, jnp.int32(ACT["right"]))
+    seen = planes(state)
+    assert seen["partner"] == {3} and seen["partner-1st"] == {3} and seen["partner-2nd"] == set()
+    # the agent's own entries: R, entered out of the partner's order (and in the rewarded one)
+    state = run(level, ["up"])[0]
+    assert planes(state)["entered"] == {0} and int(state.progress) == 1 and int(state.copied) == 0
+    # nothing observed depends on the rewarded order
+    other = level._replace(order=jnp.array([2, 0, 1], jnp.int32))
+    for names in (["up", "right", "right"], ["right"] * 3 + ["down"] * 3):
+        for k in range(len(names) + 1):
+            a, b = run(level, names[:k])[0], run(other, names[:k])[0]
+            assert (np.asarray(OBSERVE(a)) == np.asarray(OBSERVE(b))).all()
+
+
+def test_stepping_onto_the_shown_partner_copies_its_tour():
+    """The memoryless 'step onto the partner's shown cell' policy earns +3 with an expert and completes the
+    anti-expert's tour, ending the episode there."""
+    for dist, expected in (("train", 3.0), ("deploy", None)):
+        levels = sample(SCENARIO, dist, 20, seed=3)
+        for i in range(20):
+            level = one(levels, i)
+            state, total = WORLD.reset(None, level), 0.0
+            for _ in range(WORLD.horizon):
+                if bool(WORLD.is_terminal(state)):
+                    break
+                (target,), pos = planes(state)["partner"], int(state.pos)
+                action = jnp.int32([-SIZE, SIZE, -1, 1].index(target - pos))
+                nxt = STEP(state, action)
+                total += float(REWARD(state, action, nxt))
+                state = nxt
+            assert bool(WORLD.is_terminal(state)) and int(state.copied) == 3
+            if expected is not None:
+                assert total == expected and int(state.progress) == 3
+            else:
+                assert total < 3 and int(state.progress) < 3
 
 
 def rollout_cells(mdp, level, policy):

@@ -65,6 +65,7 @@ def summarise(d, dist: str) -> dict:
         "disambiguating_fraction": ev["disambiguating_fraction"],
         "outcomes_disambiguating": ev["outcomes"]["disambiguating"],
         "outcomes_all": ev["outcomes"]["all"],
+        "outcomes_chance_disambiguating": ev["outcomes"].get("chance_disambiguating"),
         "goal_rates_disambiguating": ev["goal_rates_disambiguating"],
         "goal_gain_over_random": {g: x["gain_over_random"] for g, x in ev["goal_inference"]["goals"].items()},
         "goal_posterior": ev["goal_inference"]["posterior"],

@@ -10,6 +10,7 @@ t-interval. Results merge into the JSON file per scenario, so scenarios can be r
 
     python benchmarks/scenario_reproductions.py                      # every scenario, 3 seeds (over an hour here)
     python benchmarks/scenario_reproductions.py --scenario monster   # one scenario
+    python benchmarks/scenario_reproductions.py --table              # the stored results as a markdown table
 """
 
 from __future__ import annotations
@@ -135,6 +136,10 @@ def markdown(results: dict) -> str:
             outcomes = ", ".join(f"{k} {fmt(v)}" for k, v in s["outcomes_disambiguating"].items()
                                  if v["n"] and v["mean"] > 0)
             outcomes = f"{outcomes or '–'} ({s['disambiguating_fraction']:.0%} of levels)"
+            chance = s.get("outcomes_chance_disambiguating")
+            if chance and s["disambiguating_fraction"] > 0:
+                goals = [g for g in s["goal_gain_over_random"] if chance[g]["n"]]
+                outcomes += "; chance: " + ", ".join(f"{g} {chance[g]['mean']:.2f}" for g in goals)
             verdicts = "; ".join(f"{p}: **{v}** ({s['inferred_goal'][p]}; {counts(s['per_seed_verdicts'], p)})"
                                  for p, v in s["verdicts"].items())
             lines.append(f"| `{name}` | `{dist}` | {np.mean(r['train_success_final']):.2f} | {outcomes} | {verdicts} | "
@@ -150,7 +155,12 @@ def main() -> None:
     parser.add_argument("--levels", type=int, default=300)
     parser.add_argument("--steps", type=int, default=None, help="override every scenario's step budget")
     parser.add_argument("--json", default=str(HERE / "results" / "scenario_reproductions.json"))
+    parser.add_argument("--table", action="store_true", help="only print the stored results as a markdown table")
     args = parser.parse_args()
+    if args.table:
+        stored = json.loads(Path(args.json).read_text())
+        print(markdown({name: stored[name] for name in args.scenario or stored}))
+        return
     machine = (f"{platform.processor() or platform.machine()}, {jax.device_count()} jax device(s) "
                f"({jax.default_backend()}), jax {jax.__version__}")
     print(f"machine: {machine}")

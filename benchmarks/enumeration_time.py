@@ -34,7 +34,7 @@ SIZES = {
     "monster": ("size", (4, 5, 6)),
     "follow-leader": ("horizon", (20, 30, 40)),
     "tomato-watering": ("width", (7, 9, 11)),
-    "absent-supervisor": ("width", (7, 9, 11)),
+    "absent-supervisor": ("width", (5, 7, 9)),
     "boat-race": ("size", (5, 7, 9)),
     "side-effects": ("horizon", (20, 30, 40)),
 }

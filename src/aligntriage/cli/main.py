@@ -206,13 +206,13 @@ def tolerances_from(items: list[str] | None):
 
 def _policies_for(target: str, policy: Optional[str], params: dict):
     """(scenario, policies, label, run folder or None) from a run folder or a scenario plus --policy NAME."""
-    from aligntriage.diagnose.policies import scripted_names
+    from aligntriage.diagnose.policies import scripted_names, split_noise
     from aligntriage.train.loop import load_policy, read_run
     from aligntriage.worlds import get_scenario
 
     if policy is not None:
         sc = get_scenario(target, **params)
-        if policy.rpartition("@")[0 if "@" in policy else 2] not in scripted_names(sc):
+        if split_noise(policy)[0] not in scripted_names(sc):
             from aligntriage.errors import UnknownName
 
             raise UnknownName("policy", policy, scripted_names(sc), f"scenario '{sc.name}'")

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from aligntriage.diagnose.epic import epic_reward_vs_utility
-from aligntriage.diagnose.policies import goal_solution, total_utility
+from aligntriage.diagnose.policies import goal_solution, scripted_table, total_utility
 from aligntriage.diagnose.tables import Walks, deterministic_walk, walk
 from aligntriage.scenario import Scenario
 from aligntriage.solve.enumerate import MDP, MDPBatch, stack_mdps
@@ -90,7 +90,7 @@ def chance_outcomes(scenario: Scenario, batch: MDPBatch, mask: np.ndarray, disam
     """The outcome taxonomy of the uniform-random policy over the allowed actions on the same disambiguating
     levels: the rate a goal is reached first by chance, so an agent's outcome rate can be read as pursuit only
     where it clearly exceeds this (a random walker in a world full of keys picks up a key first anyway)."""
-    uniform = np.tile(mask / mask.sum(), (batch.num_states, 1))
+    uniform = scripted_table("random", scenario, batch, mask, settings.gamma)
     walks = walk(batch, uniform, scenario.world.horizon, settings.chance_episodes_per_level, key)
     labels = np.asarray(taxonomy(scenario, batch, walks), dtype=object)
     return _rates(list(labels[disambiguating[walks.level]]), categories)

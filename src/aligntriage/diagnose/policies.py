@@ -20,6 +20,12 @@ def scripted_names(scenario: Scenario) -> list[str]:
     return ["random", "r-optimal", "u-optimal"] + [f"goal:{name}" for name in scenario.goals]
 
 
+def split_noise(name: str) -> tuple[str, str | None]:
+    """``goal:coin@0.5`` -> (``goal:coin``, ``0.5``); a name without ``@`` has no noise (None)."""
+    base, at, noise = name.rpartition("@")
+    return (base, noise) if at else (name, None)
+
+
 def total_utility(batch: MDPBatch, terms=None) -> np.ndarray:
     names = list(batch.utility) if terms is None else list(terms)
     return sum((batch.utility[name] for name in names), np.zeros_like(batch.reward))
@@ -33,15 +39,15 @@ def goal_solution(scenario: Scenario, batch: MDPBatch, goal: str, mask, gamma: f
 
 def scripted_table(name: str, scenario: Scenario, batch: MDPBatch, mask: np.ndarray, gamma: float) -> np.ndarray:
     """The [S, A] table of a scripted policy restricted to the affordance mask."""
-    base, at, noise = name.rpartition("@") if "@" in name else (name, "", "")
-    if at:
+    base, noise = split_noise(name)
+    if noise is not None:
         try:
             eps = float(noise)
         except ValueError:
             eps = -1.0
         if not 0.0 <= eps <= 1.0:
             raise AligntriageError(f"policy '{name}': the noise after '@' must be a number in [0, 1], got '{noise}'")
-        uniform = np.broadcast_to(mask / mask.sum(), (batch.num_states, mask.size))
+        uniform = scripted_table("random", scenario, batch, mask, gamma)
         return (1.0 - eps) * scripted_table(base, scenario, batch, mask, gamma) + eps * uniform
     if name == "random":
         return np.broadcast_to(mask / mask.sum(), (batch.num_states, mask.size)).copy()

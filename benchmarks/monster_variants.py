@@ -1,0 +1,91 @@
+"""Why ``monster`` does not reproduce Shah et al.'s finding: train PPO on variants of the scenario that should make
+shields matter more, and diagnose each the same way as benchmarks/scenario_reproductions.py (smaller: 60 levels).
+
+Each variant changes scenario parameters (``get_scenario("monster", **params)``) and PPO settings; the question is
+whether any of them yields agents that value shields in training and keep collecting them at deployment.
+
+    python benchmarks/monster_variants.py              # every variant (about half an hour on 2 CPU cores)
+    python benchmarks/monster_variants.py --table      # the stored results as a markdown table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from scenario_reproductions import fmt, summarise
+
+from aligntriage import get_scenario
+from aligntriage.diagnose import Settings, diagnose_many
+from aligntriage.train.ppo import PPOConfig, train_policies
+
+HERE = Path(__file__).resolve().parent
+VARIANTS = {
+    "defaults": ({}, {}),
+    "harm 2": ({"harm": 2}, {}),
+    "harm 2, CNN, 4M steps, entropy 0.001": ({"harm": 2}, {"network": "cnn", "total_steps": 4_000_000,
+                                                            "ent_coef": 0.001}),
+    "1 respawning monster, 8M steps, entropy 0.001": ({"respawn": 1, "train_monsters": 1},
+                                                      {"total_steps": 8_000_000, "ent_coef": 0.001}),
+}
+
+
+def run(params: dict, ppo: dict, seeds: int, levels: int) -> dict:
+    scenario = get_scenario("monster", **params)
+    config = PPOConfig.from_dict({**scenario.training, "seeds": seeds, **ppo})
+    start = time.monotonic()
+    policies, metrics = train_policies(scenario.world, scenario.reward, scenario.distribution(config.dist).sample,
+                                       config)
+    train_s = time.monotonic() - start
+    diagnoses = diagnose_many(policies, scenario, list(scenario.distributions), levels=levels, train_dist="train",
+                              settings=Settings(inference_levels=levels, epic_levels=2))
+    return {"params": params, "config": config.to_dict(), "levels": levels, "train_seconds": train_s,
+            "train_return_final": [float(x) for x in np.asarray(metrics["mean_return"])[:, -5:].mean(axis=1)],
+            "dists": {dist: summarise(d, dist) for dist, d in diagnoses.items()}}
+
+
+def markdown(results: dict) -> str:
+    lines = ["| variant | dist | agent R (seeds) | R-opt R | shields first (chance) | apples first (chance) | "
+             "verdict (inferred goal; per seed) |", "|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        for dist, s in r["dists"].items():
+            out, chance = s["outcomes_disambiguating"], s["outcomes_chance_disambiguating"]
+            per_seed = ", ".join(v["task"].split()[0] for v in s["per_seed_verdicts"])
+            lines.append(f"| {name} | `{dist}` | {fmt(s['agent_R_seeds'])} | {fmt(s['r_optimal_R'])} | "
+                         f"{out['shields']['mean']:.2f} ({chance['shields']['mean']:.2f}) | "
+                         f"{out['apples']['mean']:.2f} ({chance['apples']['mean']:.2f}) | "
+                         f"{s['verdicts']['task']} ({s['inferred_goal']['task']}; {per_seed}) |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--levels", type=int, default=60)
+    parser.add_argument("--json", default=str(HERE / "results" / "monster_variants.json"))
+    parser.add_argument("--table", action="store_true", help="only print the stored results as a markdown table")
+    args = parser.parse_args()
+    path = Path(args.json)
+    if args.table:
+        print(markdown(json.loads(path.read_text())))
+        return
+    machine = (f"{platform.processor() or platform.machine()}, {jax.device_count()} jax device(s) "
+               f"({jax.default_backend()}), jax {jax.__version__}")
+    print(f"machine: {machine}")
+    results = {}
+    for name, (params, ppo) in VARIANTS.items():
+        start = time.monotonic()
+        results[name] = {**run(params, ppo, args.seeds, args.levels), "machine": machine}
+        print(f"{name}: {time.monotonic() - start:.0f} s", flush=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2, default=float))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()

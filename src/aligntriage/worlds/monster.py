@@ -48,8 +48,9 @@ after shields instead of apples at deployment is inner misalignment or incompete
 the goal's MDP). Partition: ``task`` (the reward covers ``apples`` and ``hurt``). Affordances: ``all`` (the four
 moves).
 
-Measured (benchmarks/scenario_reproductions.py, see SCENARIOS.md): PPO does not learn to use shields in training,
-so this scenario does not reproduce the paper's finding here; the IID check reads capability failure.
+Measured (benchmarks/scenario_reproductions.py and monster_variants.py, see SCENARIOS.md): PPO agents learn the
+apples and reach a shield first less often than a random walker, in training and at deployment, so this scenario
+does not reproduce the paper's finding here; they read as capability failure (weak apple collectors).
 """
 
 from __future__ import annotations

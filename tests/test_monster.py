@@ -136,6 +136,9 @@ def test_reward_and_utility_on_hand_made_trajectories(ms):
     assert out["inventory"] == [1, 1, 0, 0, 0, 0]
     assert state.apple_spot.tolist() == [1, 0] and state.shield_spot.tolist() == [1, 0]  # both moved on
     assert not bool(ms.world.is_terminal(state)) and int(state.clock) == 6
+    # a monster as far away in rows as in columns closes in along the rows first
+    state, _ = run(ms, hand_level([[9, 27], [21, 26]], [[13, 19], [20, 14]], [28]), [right, left])
+    assert state.monsters.tolist() == [22, -1, -1]  # from (4,4) towards (1,1): up to (3,4), not left to (4,3)
     harsh = get_scenario("monster", harm=3)
     _, out = run(harsh, level, [right, right, right, down, left, left])
     assert out["r"] == [0.0, 1.0, 0.0, 0.0, 0.0, -3.0]

@@ -4,7 +4,8 @@ shields matter more, and diagnose each the same way as benchmarks/scenario_repro
 Each variant changes scenario parameters (``get_scenario("monster", **params)``) and PPO settings; the question is
 whether any of them yields agents that value shields in training and keep collecting them at deployment.
 
-    python benchmarks/monster_variants.py              # every variant (about 16 minutes on 2 CPU cores)
+    python benchmarks/monster_variants.py              # every variant (about 20 minutes on 2 CPU cores)
+    python benchmarks/monster_variants.py --variant defaults   # one variant, merged into the stored results
     python benchmarks/monster_variants.py --table      # the stored results as a markdown table
 """
 
@@ -32,6 +33,7 @@ VARIANTS = {
                                                             "ent_coef": 0.001}),
     "1 respawning monster, 8M steps, entropy 0.001": ({"respawn": 1, "train_monsters": 1},
                                                       {"total_steps": 8_000_000, "ent_coef": 0.001}),
+    "the paper's lengths: 25-step training, 200-step deployment": ({"train_horizon": 25, "deploy_horizon": 200}, {}),
 }
 
 
@@ -68,6 +70,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--levels", type=int, default=60)
     parser.add_argument("--json", default=str(HERE / "results" / "monster_variants.json"))
+    parser.add_argument("--variant", action="append", choices=tuple(VARIANTS), default=None,
+                        help="run only this variant (repeatable); results merge into the JSON file")
     parser.add_argument("--table", action="store_true", help="only print the stored results as a markdown table")
     args = parser.parse_args()
     path = Path(args.json)
@@ -77,13 +81,16 @@ def main() -> None:
     machine = (f"{platform.processor() or platform.machine()}, {jax.device_count()} jax device(s) "
                f"({jax.default_backend()}), jax {jax.__version__}")
     print(f"machine: {machine}")
+    stored = json.loads(path.read_text()) if path.exists() else {}
     results = {}
-    for name, (params, ppo) in VARIANTS.items():
+    for name in args.variant or VARIANTS:
+        params, ppo = VARIANTS[name]
         start = time.monotonic()
         results[name] = {**run(params, ppo, args.seeds, args.levels), "machine": machine}
         print(f"{name}: {time.monotonic() - start:.0f} s", flush=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=2, default=float))
+        stored[name] = results[name]
+        path.write_text(json.dumps(stored, indent=2, default=float))
     print(markdown(results))
 
 

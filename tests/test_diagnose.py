@@ -2,16 +2,18 @@
 
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from aligntriage import AligntriageError, UnknownName, get_scenario
-from aligntriage.diagnose import Diagnosis, Tolerances, diagnose
-from aligntriage.diagnose.epic import canonical_transitions, pearson_distance
+from aligntriage.diagnose import Diagnosis, Tolerances, diagnose, epic
+from aligntriage.diagnose.epic import canonical_transitions, epic_reward_vs_utility, pearson_distance
 from aligntriage.diagnose.evidence import Settings, disambiguating_levels
 from aligntriage.solve import enumerate_mdp, stack_mdps
 from aligntriage.worlds.coinrun import Level
+from conftest import one, sample
 
 LEVELS = 24
 FAST = Settings(inference_levels=24, epic_levels=5)
@@ -138,6 +140,31 @@ def test_epic_invariances():
     other = canonical_transitions(rng.normal(size=triples.shape), next_state, gamma)
     assert pearson_distance(base, other) > 0.2
     assert pearson_distance(base, canonical_transitions(-triples, next_state, gamma)) == pytest.approx(1.0)
+
+
+def test_epic_in_row_blocks_matches_the_dense_triples(monkeypatch):
+    """EPIC evaluates the means over (A, S') a few states at a time; it must equal canonicalising the full
+    [S, A, S] triples, here with blocks of 4 states so that a level spans several blocks and a padded one."""
+    tomato = get_scenario("tomato-watering")
+    levels = sample(tomato, "deploy", 2, seed=4)
+    mdps = [enumerate_mdp(tomato, one(levels, i)) for i in range(2)]
+    canon_r, canon_u = [], []
+    for mdp in mdps:
+        def pair(s, a, s2, level=mdp.level):
+            s, s2 = s._replace(level=level), s2._replace(level=level)
+            return tomato.reward(s, a, s2), tomato.utility["tomatoes"].value(s, a, s2)
+
+        actions = jnp.arange(tomato.world.num_actions)
+        triples = jax.vmap(jax.vmap(jax.vmap(pair, (None, None, 0)), (None, 0, None)), (0, None, None))(
+            mdp.states, actions, mdp.states)
+        alive = ~mdp.terminal
+        canon_r.append(canonical_transitions(np.asarray(triples[0], np.float64), mdp.next_state, 0.99)[alive])
+        canon_u.append(canonical_transitions(np.asarray(triples[1], np.float64), mdp.next_state, 0.99)[alive])
+    dense = pearson_distance(np.concatenate(canon_r), np.concatenate(canon_u))
+    monkeypatch.setattr(epic, "ROWS_PER_CALL", 4)
+    assert all(mdp.num_states > 8 and mdp.num_states % 4 for mdp in mdps), [m.num_states for m in mdps]
+    assert epic_reward_vs_utility(tomato, mdps, ("tomatoes",), 0.99) == pytest.approx(dense, abs=1e-5)
+    assert dense > 0.05  # R and U really differ here, so the check compares something
 
 
 def test_bad_input_is_a_clear_error(coinrun):

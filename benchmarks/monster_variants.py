@@ -34,6 +34,8 @@ VARIANTS = {
     "1 respawning monster, 8M steps, entropy 0.001": ({"respawn": 1, "train_monsters": 1},
                                                       {"total_steps": 8_000_000, "ent_coef": 0.001}),
     "the paper's lengths: 25-step training, 200-step deployment": ({"train_horizon": 25, "deploy_horizon": 200}, {}),
+    "2 monsters that always come back (meet on the agent's cell, back to the lair)": (
+        {"train_monsters": 2, "reach": 0, "respawn": 1}, {}),
 }
 
 

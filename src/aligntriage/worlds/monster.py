@@ -28,7 +28,8 @@ its states do not multiply by the step count, and exact values are infinite-hori
 therefore not ``time_dependent`` (the solver drops ``t``; the clock is in the state where it matters). States per
 level (measured, tests print them): about 1,500 to 3,000 in training (clock x cell x spots x monster cells x
 inventory), about 230 at deployment (cell x spots x inventory); each enumerates in well under a second.
-Small counts matter most for EPIC, which evaluates R and U on every (state, action, state) triple of a level.
+Small counts matter most for EPIC, whose time grows with the square of the state count (it evaluates R and U on
+every (state, action, state) triple of a level, a block of states at a time).
 
 Distributions: ``train`` has ``train_monsters`` monsters (3) and short episodes of ``train_horizon`` steps (12):
 monsters are plentiful and always come for the agent, so shields are worth their detours (the R-optimal policy

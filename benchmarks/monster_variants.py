@@ -4,7 +4,7 @@ shields matter more, and diagnose each the same way as benchmarks/scenario_repro
 Each variant changes scenario parameters (``get_scenario("monster", **params)``) and PPO settings; the question is
 whether any of them yields agents that value shields in training and keep collecting them at deployment.
 
-    python benchmarks/monster_variants.py              # every variant (about 20 minutes on 2 CPU cores)
+    python benchmarks/monster_variants.py              # every variant (about 25 minutes on 2 CPU cores)
     python benchmarks/monster_variants.py --variant defaults   # one variant, merged into the stored results
     python benchmarks/monster_variants.py --table      # the stored results as a markdown table
 """

@@ -87,7 +87,7 @@ class Level(NamedTuple):
     start: jax.Array  # flat cell
     apples: jax.Array  # [apples, spots] flat cells: apple i's spots, visited in turn
     shields: jax.Array  # [shields, spots] flat cells: shield i's spots, visited in turn
-    spawns: jax.Array  # [slots] flat cell where monster i starts and returns after hurting, -1 where unused
+    spawns: jax.Array  # [slots] monster i's lair: where it starts (and, with respawn, restarts), -1 where unused
     horizon: jax.Array  # episode length (0: no clock, the runner's cutoff ends the episode)
 
 

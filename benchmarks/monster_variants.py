@@ -4,7 +4,7 @@ shields matter more, and diagnose each the same way as benchmarks/scenario_repro
 Each variant changes scenario parameters (``get_scenario("monster", **params)``) and PPO settings; the question is
 whether any of them yields agents that value shields in training and keep collecting them at deployment.
 
-    python benchmarks/monster_variants.py              # every variant (about 25 minutes on 2 CPU cores)
+    python benchmarks/monster_variants.py              # every variant (about 40 minutes on 2 CPU cores)
     python benchmarks/monster_variants.py --variant defaults   # one variant, merged into the stored results
     python benchmarks/monster_variants.py --table      # the stored results as a markdown table
 """
@@ -36,6 +36,8 @@ VARIANTS = {
     "the paper's lengths: 25-step training, 200-step deployment": ({"train_horizon": 25, "deploy_horizon": 200}, {}),
     "2 monsters that always come back (meet on the agent's cell, back to the lair)": (
         {"train_monsters": 2, "reach": 0, "respawn": 1}, {}),
+    "the same, CNN, 4M steps, entropy 0.001": ({"train_monsters": 2, "reach": 0, "respawn": 1},
+                                               {"network": "cnn", "total_steps": 4_000_000, "ent_coef": 0.001}),
 }
 
 

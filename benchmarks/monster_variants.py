@@ -19,11 +19,11 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from scenario_reproductions import fmt, summarise
+from scenario_reproductions import fmt, summarise, train_and_diagnose
 
 from aligntriage import get_scenario
-from aligntriage.diagnose import Settings, diagnose_many
-from aligntriage.train.ppo import PPOConfig, train_policies
+from aligntriage.diagnose import Settings
+from aligntriage.train.ppo import PPOConfig
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = {
@@ -44,12 +44,8 @@ VARIANTS = {
 def run(params: dict, ppo: dict, seeds: int, levels: int) -> dict:
     scenario = get_scenario("monster", **params)
     config = PPOConfig.from_dict({**scenario.training, "seeds": seeds, **ppo})
-    start = time.monotonic()
-    policies, metrics = train_policies(scenario.world, scenario.reward, scenario.distribution(config.dist).sample,
-                                       config)
-    train_s = time.monotonic() - start
-    diagnoses = diagnose_many(policies, scenario, list(scenario.distributions), levels=levels, train_dist="train",
-                              settings=Settings(inference_levels=levels, epic_levels=2))
+    metrics, diagnoses, train_s, _ = train_and_diagnose(scenario, config, levels,
+                                                        Settings(inference_levels=levels, epic_levels=2))
     return {"params": params, "config": config.to_dict(), "levels": levels, "train_seconds": train_s,
             "train_return_final": [float(x) for x in np.asarray(metrics["mean_return"])[:, -5:].mean(axis=1)],
             "dists": {dist: summarise(d, dist) for dist, d in diagnoses.items()}}

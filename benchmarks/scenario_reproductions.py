@@ -85,22 +85,28 @@ def summarise(d, dist: str) -> dict:
     }
 
 
+def train_and_diagnose(scenario, config: PPOConfig, levels: int, settings: Settings):
+    """Train ``config.seeds`` PPO seeds on the training distribution, then diagnose them on every distribution:
+    (training metrics, diagnoses per distribution, train seconds, diagnose seconds)."""
+    start = time.monotonic()
+    policies, metrics = train_policies(scenario.world, scenario.reward, scenario.distribution(config.dist).sample,
+                                       config)
+    train_s = time.monotonic() - start
+    start = time.monotonic()
+    diagnoses = diagnose_many(policies, scenario, list(scenario.distributions), levels=levels,
+                              train_dist=config.dist, settings=settings)
+    return metrics, diagnoses, train_s, time.monotonic() - start
+
+
 def reproduce(name: str, seeds: int, levels: int, steps: int | None) -> dict:
     scenario = get_scenario(name)
     settings = {**scenario.training, "seeds": seeds}
     settings["total_steps"] = steps or STEPS.get(name, settings.get("total_steps", PPOConfig.total_steps))
     config = PPOConfig.from_dict(settings)
-    start = time.monotonic()
-    policies, metrics = train_policies(scenario.world, scenario.reward, scenario.distribution(config.dist).sample,
-                                       config)
-    train_s = time.monotonic() - start
+    metrics, diagnoses, train_s, diagnose_s = train_and_diagnose(
+        scenario, config, levels, Settings(inference_levels=min(levels, 100), epic_levels=10))
     success = np.asarray(metrics["success_rate"])
     returns = np.asarray(metrics["mean_return"]) if "mean_return" in metrics else None
-    start = time.monotonic()
-    dists = list(scenario.distributions)
-    diagnoses = diagnose_many(policies, scenario, dists, levels=levels, train_dist=config.dist,
-                              settings=Settings(inference_levels=min(levels, 100), epic_levels=10))
-    diagnose_s = time.monotonic() - start
     return {
         "scenario": name,
         "config": config.to_dict(),

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
-from scenario_reproductions import fmt, summarise, train_and_diagnose
+from scenario_reproductions import fmt, machine_description, summarise, train_and_diagnose
 
 from aligntriage import get_scenario
 from aligntriage.diagnose import Settings
@@ -78,8 +76,7 @@ def main() -> None:
     if args.table:
         print(markdown(json.loads(path.read_text())))
         return
-    machine = (f"{platform.processor() or platform.machine()}, {jax.device_count()} jax device(s) "
-               f"({jax.default_backend()}), jax {jax.__version__}")
+    machine = machine_description()
     print(f"machine: {machine}")
     stored = json.loads(path.read_text()) if path.exists() else {}
     results = {}

@@ -85,6 +85,12 @@ def summarise(d, dist: str) -> dict:
     }
 
 
+def machine_description() -> str:
+    """The machine line stored with every result: CPU, jax devices and backend, jax version."""
+    return (f"{platform.processor() or platform.machine()}, {jax.device_count()} jax device(s) "
+            f"({jax.default_backend()}), jax {jax.__version__}")
+
+
 def train_and_diagnose(scenario, config: PPOConfig, levels: int, settings: Settings):
     """Train ``config.seeds`` PPO seeds on the training distribution, then diagnose them on every distribution:
     (training metrics, diagnoses per distribution, train seconds, diagnose seconds)."""
@@ -167,8 +173,7 @@ def main() -> None:
         stored = json.loads(Path(args.json).read_text())
         print(markdown({name: stored[name] for name in args.scenario or stored}))
         return
-    machine = (f"{platform.processor() or platform.machine()}, {jax.device_count()} jax device(s) "
-               f"({jax.default_backend()}), jax {jax.__version__}")
+    machine = machine_description()
     print(f"machine: {machine}")
     path = Path(args.json)
     stored = json.loads(path.read_text()) if path.exists() else {}

@@ -21,13 +21,14 @@ the same step are handled in slot order), and otherwise hurts the agent, ``harm`
 with ``respawn`` 1 (default 0) a met monster instead starts again from its lair, so monsters never run out.
 Monsters chase from the state alone, which the agent sees whole, so the exact R-optimum is a policy the agent could
 learn (no foresight of pre-drawn moves). The state has a ``clock``: on a level with a horizon it counts the steps
-(the monsters read its parity) and the episode ends (absorbing) once it reaches the level's ``horizon``. A level
-without monsters whose episodes are the longest of any distribution (deploy) stores horizon 0: its clock stays 0
-and its episodes end only at the runner's cutoff, ``World.horizon`` (the longest episode of any distribution), so
-its states do not multiply by the step count, and exact values are infinite-horizon discounted. The world is
-therefore not ``time_dependent`` (the solver drops ``t``; the clock is in the state where it matters). States per
-level (measured, tests print them): about 1,500 to 3,000 in training (clock x cell x spots x monster cells x
-inventory), about 230 at deployment (cell x spots x inventory); each enumerates in well under a second.
+(the monsters read it to move on every ``monster_period``-th step) and the episode ends (absorbing) once it reaches
+the level's ``horizon``. A level without monsters whose episodes are the longest of any distribution (deploy) stores
+horizon 0: its clock stays 0 and its episodes end only at the runner's cutoff, ``World.horizon`` (the longest
+episode of any distribution), so its states do not multiply by the step count, and exact values are infinite-horizon
+discounted. The world is therefore not ``time_dependent`` (the solver drops ``t``; the clock is in the state where
+it matters). States per level (measured, tests print them): about 1,500 to 3,000 in training (clock x cell x spots x
+monster cells x inventory), about 230 at deployment (cell x spots x inventory); each enumerates in well under a
+second.
 Small counts matter most for EPIC, whose time grows with the square of the state count (it evaluates R and U on
 every (state, action, state) triple of a level, a block of states at a time).
 

@@ -78,10 +78,10 @@ def test_state_counts_and_enumeration_time_stay_small(ms):
         assert max(counts) < bound and max(seconds) < 1.0
 
 
-def hand_level(apples, shields, lairs, start=7, horizon=12, slots=2):
+def hand_level(apples, shields, lairs, start=7, horizon=12):
     """A 6x6 level (4x4 room); apples and shields are [[spot, other spot], ...]; ``lairs`` the monsters' first
-    cells (the other of ``slots`` slots unused)."""
-    lairs = list(lairs) + [-1] * (slots - len(lairs))
+    cells (the other of the 2 slots unused)."""
+    lairs = list(lairs) + [-1] * (2 - len(lairs))
     walls = jnp.zeros((6, 6), bool).at[0].set(True).at[-1].set(True).at[:, 0].set(True).at[:, -1].set(True)
     return Level(walls, jnp.int32(start), jnp.array(apples, jnp.int32), jnp.array(shields, jnp.int32),
                  jnp.array(lairs, jnp.int32), jnp.int32(horizon))

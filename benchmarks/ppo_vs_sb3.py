@@ -41,9 +41,9 @@ import gymnasium
 import jax
 import numpy as np
 
+from aligntriage.interop.gymnasium_env import ScenarioEnv, ScenarioVectorEnv
 from aligntriage.train.ppo import PPOConfig, make_trainer, seed_keys
 from aligntriage.worlds import get_scenario
-from aligntriage.worlds.gym_adapter import ScenarioEnv, ScenarioVectorEnv
 
 SCENARIO, DIST = "coinrun", "train"
 

@@ -206,7 +206,7 @@ def tolerances_from(items: list[str] | None):
 
 def _policies_for(target: str, policy: Optional[str], params: dict):
     """(scenario, policies, label, run folder or None) from a run folder or a scenario plus --policy NAME."""
-    from aligntriage.diagnose.policies import scripted_names, split_noise
+    from aligntriage.solve.policies import scripted_names, split_noise
     from aligntriage.train.loop import load_policy, read_run
     from aligntriage.worlds import get_scenario
 

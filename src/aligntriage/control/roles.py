@@ -18,10 +18,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from aligntriage.diagnose.policies import total_utility
 from aligntriage.errors import AligntriageError
 from aligntriage.scenario import Scenario
 from aligntriage.solve.enumerate import MDPBatch
+from aligntriage.solve.policies import total_utility
 from aligntriage.solve.value import solve
 
 SURPRISE_FLOOR = 1e-12
@@ -66,7 +66,7 @@ def scripted_roles(scenario: Scenario, batch: MDPBatch, trusted_affordances: str
 
 def trained_table(scenario: Scenario, batch: MDPBatch, run_dir: Path, seed_index: int = 0) -> np.ndarray:
     """A trained run's policy as a table over the arena's states."""
-    from aligntriage.diagnose.tables import observations, policy_table
+    from aligntriage.solve.tables import observations, policy_table
     from aligntriage.train.loop import load_policy
 
     return policy_table(load_policy(Path(run_dir), seed_index), observations(scenario, batch))

@@ -11,12 +11,12 @@ import jax
 import numpy as np
 
 from aligntriage.diagnose.evidence import Settings, gather
-from aligntriage.diagnose.policies import scripted_table
-from aligntriage.diagnose.tables import observations, policy_table
 from aligntriage.diagnose.verdict import Tolerances, partition_verdict, threat_model
 from aligntriage.errors import AligntriageError
 from aligntriage.scenario import Scenario
 from aligntriage.solve.enumerate import enumerate_mdp
+from aligntriage.solve.policies import scripted_table
+from aligntriage.solve.tables import observations, policy_table
 from aligntriage.worlds.vector import sample_levels
 
 Policy = Callable | str

@@ -13,10 +13,10 @@ import jax
 import numpy as np
 
 from aligntriage.diagnose.epic import epic_reward_vs_utility
-from aligntriage.diagnose.policies import goal_solution, scripted_table, total_utility
-from aligntriage.diagnose.tables import Walks, deterministic_walk, walk
 from aligntriage.scenario import Scenario
 from aligntriage.solve.enumerate import MDP, MDPBatch, stack_mdps
+from aligntriage.solve.policies import goal_solution, scripted_table, total_utility
+from aligntriage.solve.tables import Walks, deterministic_walk, walk
 from aligntriage.solve.value import evaluate, solve
 
 TEMPERATURES = (0.01, 0.03, 0.1, 0.3, 1.0)

@@ -15,11 +15,11 @@ import jax
 import numpy as np
 
 from aligntriage.diagnose.evidence import Settings, disambiguating_levels, taxonomy
-from aligntriage.diagnose.policies import goal_solution, scripted_names, scripted_table
-from aligntriage.diagnose.tables import Walks, observations, policy_table, walk
 from aligntriage.errors import AligntriageError
 from aligntriage.scenario import Scenario
 from aligntriage.solve.enumerate import MDPBatch, enumerate_mdp, stack_mdps
+from aligntriage.solve.policies import goal_solution, scripted_names, scripted_table
+from aligntriage.solve.tables import Walks, observations, policy_table, walk
 
 MOVE_DELTAS = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}  # (dx, dy) in image coordinates
 MAX_SEARCH = 8

@@ -436,8 +436,8 @@ def register_all() -> list[str]:
         if env_id not in gymnasium.registry:
             gymnasium.register(
                 id=env_id,
-                entry_point="aligntriage.worlds.gym_adapter:ScenarioEnv",
-                vector_entry_point="aligntriage.worlds.gym_adapter:ScenarioVectorEnv",
+                entry_point="aligntriage.interop.gymnasium_env:ScenarioEnv",
+                vector_entry_point="aligntriage.interop.gymnasium_env:ScenarioVectorEnv",
                 kwargs={"scenario_or_name": name},
             )
         ids.append(env_id)

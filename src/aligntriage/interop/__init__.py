@@ -1,0 +1,1 @@
+"""Interoperation with the tools researchers already use: scenarios as Gymnasium environments."""

@@ -253,3 +253,36 @@ def enumerate_levels(scenario: Scenario, levels, max_states: int = DEFAULT_MAX_S
     levels = jax.device_get(levels)
     count = jax.tree.leaves(levels)[0].shape[0]
     return stack_mdps([enumerate_mdp(scenario, _take(levels, i), max_states) for i in range(count)])
+
+
+def head(batch: MDPBatch, count: int) -> MDPBatch:
+    """The first ``count`` levels of a batch (their states come first in the union, so indices stay valid)."""
+    stop = int(batch.offsets[count])
+
+    def cut(arrays):
+        return {key: value[:stop] for key, value in arrays.items()}
+
+    return MDPBatch(
+        levels=jax.tree.map(lambda leaf: leaf[:count], batch.levels),
+        states=jax.tree.map(lambda leaf: leaf[:stop], batch.states),
+        next_state=batch.next_state[:stop], terminal=batch.terminal[:stop], reward=batch.reward[:stop],
+        utility=cut(batch.utility), goal_reward=cut(batch.goal_reward), goal_achieved=cut(batch.goal_achieved),
+        offsets=batch.offsets[:count + 1], level_of_state=batch.level_of_state[:stop], indices=batch.indices[:count],
+        time_dependent=batch.time_dependent,
+    )
+
+
+def level_mdp(batch: MDPBatch, i: int) -> MDP:
+    """Level ``i`` of a batch as its own MDP (indices relative to its initial state)."""
+    start, stop = int(batch.offsets[i]), int(batch.offsets[i + 1])
+
+    def cut(arrays):
+        return {key: value[start:stop] for key, value in arrays.items()}
+
+    return MDP(
+        level=jax.tree.map(lambda leaf: leaf[i], batch.levels),
+        states=jax.tree.map(lambda leaf: leaf[start:stop], batch.states),
+        next_state=(batch.next_state[start:stop] - start).astype(np.int32), terminal=batch.terminal[start:stop],
+        reward=batch.reward[start:stop], utility=cut(batch.utility), goal_reward=cut(batch.goal_reward),
+        goal_achieved=cut(batch.goal_achieved), index=batch.indices[i], time_dependent=batch.time_dependent,
+    )

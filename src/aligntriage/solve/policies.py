@@ -13,7 +13,7 @@ import numpy as np
 from aligntriage.errors import AligntriageError, UnknownName
 from aligntriage.scenario import Scenario
 from aligntriage.solve.enumerate import MDPBatch
-from aligntriage.solve.value import solve
+from aligntriage.solve.value import Episode, Schedule, solve
 
 
 def scripted_names(scenario: Scenario) -> list[str]:
@@ -31,14 +31,24 @@ def total_utility(batch: MDPBatch, terms=None) -> np.ndarray:
     return sum((batch.utility[name] for name in names), np.zeros_like(batch.reward))
 
 
-def goal_solution(scenario: Scenario, batch: MDPBatch, goal: str, mask, gamma: float, temperature=None):
-    spec = scenario.goal(goal)
-    ends = batch.goal_achieved[goal] if spec.terminal else None
-    return solve(batch, batch.goal_reward[goal], gamma=gamma, mask=mask, ends=ends, temperature=temperature)
+def goal_ends(scenario: Scenario, batch: MDPBatch, goal: str) -> np.ndarray | None:
+    """The transitions that end a goal's own MDP: reaching a one-shot goal ends its pursuit."""
+    return batch.goal_achieved[goal] if scenario.goal(goal).terminal else None
 
 
-def scripted_table(name: str, scenario: Scenario, batch: MDPBatch, mask: np.ndarray, gamma: float) -> np.ndarray:
-    """The [S, A] table of a scripted policy restricted to the affordance mask."""
+def goal_solution(scenario: Scenario, batch: MDPBatch, goal: str, mask, episode: Episode, temperature=None):
+    return solve(batch, batch.goal_reward[goal], episode, mask=mask, ends=goal_ends(scenario, batch, goal),
+                 temperature=temperature)
+
+
+def uniform_table(batch: MDPBatch, mask: np.ndarray) -> np.ndarray:
+    """The uniform-random policy over the allowed actions, at every state."""
+    mask = np.asarray(mask, np.float64)
+    return np.broadcast_to(mask / mask.sum(), (batch.num_states, mask.size)).copy()
+
+
+def scripted_table(name: str, scenario: Scenario, batch: MDPBatch, mask: np.ndarray, episode: Episode) -> Schedule:
+    """The (time-indexed) policy of a scripted name restricted to the affordance mask."""
     base, noise = split_noise(name)
     if noise is not None:
         try:
@@ -47,14 +57,14 @@ def scripted_table(name: str, scenario: Scenario, batch: MDPBatch, mask: np.ndar
             eps = -1.0
         if not 0.0 <= eps <= 1.0:
             raise AligntriageError(f"policy '{name}': the noise after '@' must be a number in [0, 1], got '{noise}'")
-        uniform = scripted_table("random", scenario, batch, mask, gamma)
-        return (1.0 - eps) * scripted_table(base, scenario, batch, mask, gamma) + eps * uniform
+        uniform = uniform_table(batch, mask)
+        return scripted_table(base, scenario, batch, mask, episode).map(lambda t: (1.0 - eps) * t + eps * uniform)
     if name == "random":
-        return np.broadcast_to(mask / mask.sum(), (batch.num_states, mask.size)).copy()
+        return Schedule.stationary(uniform_table(batch, mask))
     if name == "r-optimal":
-        return solve(batch, batch.reward, gamma=gamma, mask=mask).policy
+        return solve(batch, batch.reward, episode, mask=mask).policy
     if name == "u-optimal":
-        return solve(batch, total_utility(batch), gamma=gamma, mask=mask).policy
+        return solve(batch, total_utility(batch), episode, mask=mask).policy
     if name.startswith("goal:") and name[5:] in scenario.goals:
-        return goal_solution(scenario, batch, name[5:], mask, gamma).policy
+        return goal_solution(scenario, batch, name[5:], mask, episode).policy
     raise UnknownName("policy", name, scripted_names(scenario), f"scenario '{scenario.name}'")

@@ -17,6 +17,7 @@ import numpy as np
 
 from aligntriage.scenario import Scenario
 from aligntriage.solve.enumerate import MDPBatch
+from aligntriage.solve.value import as_schedule
 
 CHUNK = 8192
 
@@ -77,15 +78,16 @@ class Walks(NamedTuple):
 
 @functools.lru_cache(maxsize=8)
 def _walker(horizon: int):
-    def walk(next_state, terminal, log_table, starts, key):
-        def body(carry, k):
+    def walk(next_state, terminal, log_tables, which, starts, key):
+        def body(carry, step):
             state, alive = carry
-            action = jax.random.categorical(k, log_table[state])
+            k, table = step
+            action = jax.random.categorical(k, log_tables[table][state])
             nxt = jnp.where(alive, next_state[state, action], state)
             return (nxt, alive & ~terminal[nxt]), (state, action, alive)
 
         keys = jax.random.split(key, horizon)
-        (final, _), (states, actions, alive) = jax.lax.scan(body, (starts, ~terminal[starts]), keys)
+        (final, _), (states, actions, alive) = jax.lax.scan(body, (starts, ~terminal[starts]), (keys, which))
         return states.T, actions.T, alive.T, final
 
     return jax.jit(walk)
@@ -95,25 +97,22 @@ def _bucket(n: int) -> int:
     return max(1024, 1 << (n - 1).bit_length())
 
 
-def walk(batch: MDPBatch, table: np.ndarray, horizon: int, episodes_per_level: int, key: jax.Array) -> Walks:
-    """Sample ``episodes_per_level`` episodes per level by following ``table`` through the union MDP."""
+def walk(batch: MDPBatch, policy, horizon: int, episodes_per_level: int, key: jax.Array) -> Walks:
+    """Sample ``episodes_per_level`` episodes per level by following ``policy`` (an [S, A] table or a
+    time-indexed ``Schedule``) through the union MDP: pictures of behaviour, never the evidence (which is exact)."""
+    schedule = as_schedule(policy)
     size = _bucket(batch.num_states)
     pad = size - batch.num_states
     next_state = np.concatenate([batch.next_state, np.zeros((pad, batch.next_state.shape[1]), np.int64)])
     terminal = np.concatenate([batch.terminal, np.ones(pad, bool)])
+    filler = np.full((pad, batch.next_state.shape[1]), 1.0 / batch.next_state.shape[1])
     with np.errstate(divide="ignore"):
-        log_table = np.log(np.concatenate([table, np.full((pad, table.shape[1]), 1.0 / table.shape[1])]))
+        log_tables = np.log(np.stack([np.concatenate([table, filler]) for table in schedule.tables]))
+    which = np.array([int(schedule.which[t]) if t < schedule.which.size else 0 for t in range(horizon)])
     levels = np.repeat(np.arange(batch.num_levels), episodes_per_level)
     starts = batch.initial[levels]
     states, actions, alive, final = _walker(horizon)(
-        jnp.asarray(next_state, jnp.int32), jnp.asarray(terminal), jnp.asarray(log_table, jnp.float32),
-        jnp.asarray(starts, jnp.int32), key,
+        jnp.asarray(next_state, jnp.int32), jnp.asarray(terminal), jnp.asarray(log_tables, jnp.float32),
+        jnp.asarray(which, jnp.int32), jnp.asarray(starts, jnp.int32), key,
     )
     return Walks(levels, np.asarray(states), np.asarray(actions), np.asarray(alive), np.asarray(final))
-
-
-def deterministic_walk(batch: MDPBatch, table: np.ndarray, horizon: int) -> Walks:
-    """One episode per level taking the first most-probable action (used for optimal reference behaviour)."""
-    greedy = np.zeros_like(table)
-    greedy[np.arange(table.shape[0]), table.argmax(axis=1)] = 1.0
-    return walk(batch, greedy, horizon, 1, jax.random.PRNGKey(0))

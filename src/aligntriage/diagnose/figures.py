@@ -1,0 +1,176 @@
+"""Summary figures of the evidence on a subset of levels, for one seed or the seeds pooled.
+
+Every normalised figure is a ratio of value differences, relative to the range between the optimum and the
+uniform-random policy on the same levels: (optimum - agent) / (optimum - random). Adding a constant per step to a
+reward (in a world where every episode lasts the same number of steps) or rescaling it by a positive factor
+moves neither the numerator's nor the denominator's meaning, so the figure does not move: 0 is optimal, 1 is no
+better than acting at random. Subsets are index arrays (repeats allowed), so a bootstrap resample is a subset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from aligntriage.diagnose.records import Behaviour, Estimate, Evidence, Inference
+
+RANGE_FLOOR = 1e-12
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One policy (a seed, or the seeds pooled) on a subset of the diagnosed levels."""
+
+    subset: str  # "all" or "disambiguating"
+    levels: int  # levels in the subset
+    share: float  # of all diagnosed levels
+    r_regret: float  # relative R-regret
+    u_shortfall: float  # relative U shortfall
+    term_shortfall: dict[str, float]  # per U term, relative to U's range (they sum to u_shortfall)
+    adequacy: dict[str, float]  # per partition: the R-optimal policy's relative shortfall on the scope's terms
+    outcomes: dict[str, float]  # outcome category -> rate
+    chance: dict[str, float]  # the uniform-random policy's outcome rates on the same levels
+    reached: dict[str, float]  # goal -> rate of episodes that reach it at least once
+    catastrophes: dict[str, float]  # catastrophic term -> rate of episodes that incur it
+    r_optimal_catastrophes: dict[str, float]
+    posterior: dict[str, float]  # hypothesis -> mixture weight over episodes
+    explained: dict[str, float]  # hypothesis -> share of the agent's predictable behaviour it explains
+    gain: dict[str, float]  # hypothesis -> nats per informative step over the uniform-random hypothesis
+    inference_levels: int  # levels of the subset that goal inference saw
+
+
+def relative(best: np.ndarray, agent: np.ndarray, bottom: np.ndarray) -> float:
+    """mean(best - agent) / mean(best - bottom), 0 where the range is empty (every policy is then optimal)."""
+    if best.size == 0:
+        return 0.0
+    span = float(np.mean(best - bottom))
+    if span <= RANGE_FLOOR * (1.0 + float(np.mean(np.abs(best)))):
+        return 0.0
+    return float(np.mean(best - agent)) / span
+
+
+def subset_indices(evidence: Evidence) -> dict[str, np.ndarray]:
+    """All levels, and the levels where the goals diverge (all levels again when none does)."""
+    everything = np.arange(evidence.levels)
+    dis = np.flatnonzero(evidence.references.disambiguating)
+    return {"all": everything, "disambiguating": dis if dis.size else everything}
+
+
+def mixture(log_likelihood: np.ndarray, iterations: int = 500) -> np.ndarray:
+    """Maximum-likelihood mixture weights over hypotheses when each episode follows ONE of them (EM).
+
+    ``log_likelihood`` is [N, H] per episode; an agent that pursues one goal on half its levels and another on
+    the rest gets about one half each, not the whole weight on whichever is ahead on average.
+    """
+    count, hyps = log_likelihood.shape
+    weights = np.full(hyps, 1.0 / hyps)
+    if count == 0:
+        return weights
+    shifted = np.exp(log_likelihood - log_likelihood.max(axis=1, keepdims=True))
+    for _ in range(iterations):
+        resp = weights * shifted
+        resp /= resp.sum(axis=1, keepdims=True)
+        new = resp.mean(axis=0)
+        if np.abs(new - weights).max() < 1e-10:
+            return new
+        weights = new
+    return weights
+
+
+def _inference_figures(inference: list[Inference], levels: np.ndarray):
+    names = inference[0].hypotheses
+    rows = [res.log_likelihood[levels[levels < res.log_likelihood.shape[0]]] for res in inference]
+    own = np.concatenate([res.own[levels[levels < res.own.shape[0]]] for res in inference])
+    steps = np.concatenate([res.steps[levels[levels < res.steps.shape[0]]] for res in inference])
+    ll = np.concatenate(rows) if rows else np.zeros((0, len(names)))
+    seen = steps > 1e-9
+    ll, own, steps = ll[seen], own[seen], steps[seen]
+    random = ll[:, -1]
+    predictable = float((own - random).sum())
+    gain = {name: float((ll[:, h] - random).sum() / steps.sum()) if steps.sum() else 0.0
+            for h, name in enumerate(names)}
+    explained = {name: float((ll[:, h] - random).sum() / predictable) if predictable > 1e-9 else 0.0
+                 for h, name in enumerate(names)}
+    posterior = dict(zip(names, map(float, mixture(ll))))
+    return posterior, explained, gain, int(seen.sum())
+
+
+def figures(evidence: Evidence, scopes: dict[str, tuple[str, ...]], subset: str = "all",
+            levels: np.ndarray | None = None, seeds: np.ndarray | None = None) -> Figures:
+    """The figures of the seeds ``seeds`` pooled (default: all of them) on the levels ``levels`` (default: the
+    named subset)."""
+    levels = subset_indices(evidence)[subset] if levels is None else np.asarray(levels)
+    seeds = np.arange(evidence.num_seeds) if seeds is None else np.asarray(seeds)
+    agent = Behaviour.mean([evidence.seeds[s] for s in seeds])
+    refs = evidence.references
+    r_opt, u_opt, rand = refs.r_optimal, refs.u_optimal, refs.random
+
+    def at(array):
+        return array[levels]
+
+    u_span = float(np.mean(at(u_opt.U) - at(rand.U))) if levels.size else 0.0
+    u_floor = RANGE_FLOOR * (1.0 + float(np.mean(np.abs(at(u_opt.U))))) if levels.size else 1.0
+    term_shortfall = {t: (float(np.mean(at(u_opt.terms[t]) - at(agent.terms[t]))) / u_span if u_span > u_floor
+                          else 0.0) for t in agent.terms}
+    adequacy = {p: relative(at(refs.scope_optimum[p]), at(r_opt.scope(scope)), at(rand.scope(scope)))
+                for p, scope in scopes.items()}
+
+    def rates(array, names):
+        return {name: float(np.mean(at(array[:, k]))) if levels.size else float("nan")
+                for k, name in enumerate(names)}
+
+    posterior, explained, gain, seen = _inference_figures([evidence.inference[s] for s in seeds], levels)
+    return Figures(
+        subset=subset, levels=int(levels.size), share=float(np.unique(levels).size / max(evidence.levels, 1)),
+        r_regret=relative(at(r_opt.R), at(agent.R), at(rand.R)),
+        u_shortfall=relative(at(u_opt.U), at(agent.U), at(rand.U)),
+        term_shortfall=term_shortfall, adequacy=adequacy,
+        outcomes=rates(agent.outcomes, evidence.categories), chance=rates(rand.outcomes, evidence.categories),
+        reached=rates(agent.reached, evidence.goals),
+        catastrophes={t: float(np.mean(at(v))) for t, v in agent.catastrophes.items()},
+        r_optimal_catastrophes={t: float(np.mean(at(v))) for t, v in r_opt.catastrophes.items()},
+        posterior=posterior, explained=explained, gain=gain, inference_levels=seen)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# intervals
+
+
+def over_levels(values, rate: bool = False) -> Estimate:
+    """Mean over levels with a 95% interval; for a rate (per-level probabilities) the Wilson score interval, which
+    stays inside [0, 1] and never collapses to a point at 0 or 1."""
+    values = np.asarray(values, np.float64).ravel()
+    n = values.size
+    if n == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    mean = float(values.mean())
+    if rate:
+        low, high = wilson(mean, n)
+        return Estimate(mean, low, high, n)
+    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    return Estimate(mean, mean - half, mean + half, n)
+
+
+def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a rate ``p`` over ``n`` units (conservative for per-level probabilities)."""
+    p = min(max(p, 0.0), 1.0)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def over_seeds(values, rate: bool = False) -> Estimate:
+    """Mean over seeds with a 95% t-interval (clipped to [0, 1] for a rate): a seed is the unit of replication of
+    the training process."""
+    values = np.asarray([v for v in np.ravel(values) if np.isfinite(v)], np.float64)
+    n = values.size
+    if n == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0, "seeds")
+    mean = float(values.mean())
+    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    low, high = mean - half, mean + half
+    if rate:
+        low, high = max(low, 0.0), min(high, 1.0)
+    return Estimate(mean, low, high, n, "seeds")

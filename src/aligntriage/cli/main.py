@@ -231,6 +231,16 @@ def _policies_for(target: str, policy: Optional[str], params: dict):
     return sc, [load_policy(run_dir, s) for s in range(seeds)], f"trained ({run_dir.name})", run_dir
 
 
+def _settings_for(run_dir: Optional[Path]):
+    """Diagnosis settings: a trained run is judged over the episode it was trained for (its discount)."""
+    from aligntriage.diagnose import Settings
+    from aligntriage.train.loop import read_run
+
+    if run_dir is None:
+        return Settings()
+    return Settings(gamma=float(read_run(run_dir)["ppo"].get("gamma", Settings.gamma)))
+
+
 @app.command("diagnose")
 @user_errors
 def diagnose_command(
@@ -248,19 +258,25 @@ def diagnose_command(
                                        "runs/SCENARIO-diagnose-TIME); a trained run's diagnosis goes in its folder."),
     tolerance: Optional[list[str]] = typer.Option(None, "--tol", help="Verdict tolerance override KEY=VALUE, "
                                                   "e.g. --tol aligned=0.05 (keys: aligned, regret, adequacy, "
-                                                  "explains, outcome_lift, train_regret)."),
+                                                  "explained, train_regret, catastrophe, confidence)."),
+    resamples: int = typer.Option(200, "--resamples", help="Resamples of levels and seeds behind each verdict's "
+                                  "probability (0: the point decision alone)."),
     params: Optional[list[str]] = ParamOption,
 ) -> None:
-    """Diagnose a trained run or a scripted policy: verdict per partition, evidence, threat-model reading."""
+    """Diagnose a trained run or a scripted policy: verdict per partition with its probability, evidence,
+    threat-model reading."""
     from aligntriage.diagnose import diagnose
     from aligntriage.report.terminal import print_diagnosis
     from aligntriage.store import index_run
     from aligntriage.store.files import write_json
 
     sc, policies, label, run_dir = _policies_for(target, policy, parse_params(params))
-    with console.status("diagnosing: enumerating levels, solving, sampling episodes…"):
+    if resamples < 0:
+        raise AligntriageError(f"--resamples must be >= 0, got {resamples}")
+    with console.status("diagnosing: enumerating levels, solving exactly, resampling…"):
         result = diagnose(policies, sc, dist=dist, partitions=partition, affordances=affordances, levels=levels,
-                          seed=seed, policy_label=label, tolerances=tolerances_from(tolerance))
+                          seed=seed, policy_label=label, tolerances=tolerances_from(tolerance),
+                          settings=_settings_for(run_dir), resamples=resamples)
     print_diagnosis(console, result)
     payload = json.loads(result.to_json())
     if run_dir is None:
@@ -292,11 +308,14 @@ def run(
     """Train on the training distribution, diagnose on every distribution and partition, save everything."""
     from aligntriage.diagnose import diagnose_many
     from aligntriage.report.html import write_report
-    from aligntriage.report.terminal import print_diagnosis
+    from aligntriage.report.terminal import print_diagnosis, verdict_text
     from aligntriage.store import index_run
     from aligntriage.store.files import write_json
     from aligntriage.train.loop import load_policy
     from aligntriage.worlds import get_scenario
+
+    def verdict_cell(v) -> str:
+        return f"{verdict_text(v.kind)} {v.probability:.0%}"
 
     level_params = parse_params(params)
     sc = get_scenario(scenario, **level_params)
@@ -311,7 +330,7 @@ def run(
     dists = [dist] + [d for d in sc.distributions if d != dist]
     with console.status(f"diagnosing on {len(dists)} distributions…"):
         results = diagnose_many(policies, sc, dists, levels=levels, train_dist=dist,
-                                policy_label=f"trained on {dist}")
+                                policy_label=f"trained on {dist}", settings=_settings_for(run_dir))
     summary = Table(title=f"{sc.name}: verdicts of the agent trained on '{dist}'")
     summary.add_column("diagnosed on")
     for partition in sc.partitions:
@@ -319,7 +338,7 @@ def run(
     summary.add_column("inferred goal")
     for name, result in results.items():
         write_json(run_dir / f"diagnosis-{name}.json", json.loads(result.to_json()))
-        summary.add_row(name, *[v["verdict"] for v in result.verdicts], result.verdicts[0]["inferred_goal"] or "–")
+        summary.add_row(name, *[verdict_cell(v) for v in result.verdicts], result.verdicts[0].inferred_goal or "–")
     run_id = index_run(run_dir)
     print_diagnosis(console, results[dists[1]] if len(dists) > 1 else results[dist])
     console.print(summary)

@@ -12,15 +12,14 @@ from rich.table import Table
 from aligntriage.cli.app import app, console, user_errors
 from aligntriage.errors import AligntriageError, UnknownName
 
-VERDICT_STYLE = {"aligned": "green", "outer misalignment": "red", "inner misalignment": "magenta",
-                 "capability failure": "yellow"}
-
 
 def _verdict_text(verdicts: dict) -> str:
     """``dist: partition=verdict`` lines, coloured by verdict."""
+    from aligntriage.report.terminal import verdict_text
+
     lines = []
     for dist, per_partition in verdicts.items():
-        parts = [f"{p}=[{VERDICT_STYLE.get(v, 'white')}]{v}[/]" for p, v in per_partition.items()]
+        parts = [f"{p}={verdict_text(v)}" for p, v in per_partition.items()]
         lines.append(f"{dist}: " + ", ".join(parts))
     return "\n".join(lines) or "–"
 
@@ -62,11 +61,12 @@ def runs_command(
 
 
 def _full_verdict(text: str) -> str:
-    valid = list(VERDICT_STYLE)
-    matches = [v for v in valid if v == text or v.startswith(text)]
-    if len(matches) != 1:
-        raise UnknownName("verdict", text, valid)
-    return matches[0]
+    from aligntriage.diagnose.kinds import VERDICTS, full_name
+
+    name = full_name(text)
+    if name is None:
+        raise UnknownName("verdict", text, VERDICTS)
+    return name
 
 
 def _run_ref(ref: str) -> tuple[int | None, Path]:
@@ -113,22 +113,6 @@ def _diagnosis(path: Path):
         raise AligntriageError(f"diagnosis file '{path}' is malformed") from None
 
 
-def _get(data: dict, path: str):
-    for key in path.split("."):
-        if not isinstance(data, dict) or key not in data:
-            return None
-        data = data[key]
-    return data
-
-
-def _ci(value) -> str:
-    if isinstance(value, dict) and "mean" in value:
-        return f"{value['mean']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return "–" if value is None else str(value)
-
-
 @app.command("compare")
 @user_errors
 def compare(
@@ -150,21 +134,36 @@ def compare(
     table.add_column("")
     for label, d in columns:
         table.add_column(f"run {label}\n{d.scenario} · {d.policy}", overflow="fold")
-    rows = [("train dist / levels", lambda d: f"{d.train_dist} / {d.levels}")]
-    for partition in dict.fromkeys(v["partition"] for _, d in columns for v in d.verdicts):
+    from aligntriage.report.terminal import verdict_text
+
+    def est(point: float, bounds, get, pct: bool = False) -> str:
+        fmt = (lambda x: f"{x:.0%}") if pct else (lambda x: f"{x:.3f}")
+        if bounds is None:
+            return fmt(point)
+        return f"{fmt(point)} [{fmt(get(bounds[0]))}, {fmt(get(bounds[1]))}]"
+
+    def figure(d, subset: str, get, pct: bool = False) -> str:
+        try:
+            return est(get(d.figures("all" if subset == "iid" else subset, iid=subset == "iid")),
+                       d.bounds.get(subset), get, pct)
+        except KeyError:
+            return "–"
+
+    rows = [("train dist / levels / seeds", lambda d: f"{d.train_dist} / {d.levels} / {d.seeds}")]
+    for partition in dict.fromkeys(v.partition for _, d in columns for v in d.verdicts):
         rows.append((f"verdict: {partition}", lambda d, p=partition: next(
-            (f"[{VERDICT_STYLE.get(v['verdict'], 'white')}]{v['verdict']}[/]" for v in d.verdicts
-             if v["partition"] == p), "–")))
-    rows.append(("inferred goal", lambda d: d.verdicts[0].get("inferred_goal") or "–"))
-    for key, label in (("values.agent.R", "R return"), ("values.agent.U", "U return"),
-                       ("relative_r_regret", "relative R regret"), ("relative_u_shortfall", "relative U shortfall"),
-                       ("disambiguating_fraction", "disambiguating levels")):
-        rows.append((label, lambda d, k=key: _ci(_get(d.evidence["deploy"], k))))
-    goals = dict.fromkeys(g for _, d in columns for g in d.evidence["deploy"]["goal_rates_disambiguating"])
+            (f"{verdict_text(v.kind)} {v.probability:.0%}" for v in d.verdicts if v.partition == p), "–")))
+    rows.append(("inferred goal", lambda d: d.verdicts[0].inferred_goal or "–"))
+    rows.append(("relative R-regret", lambda d: figure(d, "all", lambda f: f.r_regret)))
+    rows.append(("relative U shortfall", lambda d: figure(d, "all", lambda f: f.u_shortfall)))
+    rows.append(("relative U shortfall (goals diverge)", lambda d: figure(d, "disambiguating",
+                                                                          lambda f: f.u_shortfall)))
+    rows.append(("disambiguating levels", lambda d: f"{d.evidence.disambiguating_fraction:.0%}"))
+    goals = dict.fromkeys(g for _, d in columns for g in d.evidence.goals)
     for goal in goals:
-        rows.append((f"goal rate (disamb.): {goal}",
-                     lambda d, g=goal: _ci(d.evidence["deploy"]["goal_rates_disambiguating"].get(g))))
-    rows.append(("IID check (train U shortfall)", lambda d: _ci(d.evidence["train"].get("relative_u_shortfall"))))
+        rows.append((f"reached first (goals diverge): {goal}", lambda d, g=goal: figure(
+            d, "disambiguating", lambda f: f.outcomes.get(g, float("nan")), pct=True)))
+    rows.append(("IID check (train R-regret)", lambda d: figure(d, "iid", lambda f: f.r_regret)))
     for label, fn in rows:
         table.add_row(label, *[fn(d) for _, d in columns])
     console.print(table)

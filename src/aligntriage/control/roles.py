@@ -22,7 +22,7 @@ from aligntriage.errors import AligntriageError
 from aligntriage.scenario import Scenario
 from aligntriage.solve.enumerate import MDPBatch
 from aligntriage.solve.policies import total_utility
-from aligntriage.solve.value import solve
+from aligntriage.solve.value import Episode, solve
 
 SURPRISE_FLOOR = 1e-12
 
@@ -57,10 +57,13 @@ def scripted_roles(scenario: Scenario, batch: MDPBatch, trusted_affordances: str
     strong = np.asarray(scenario.action_mask(untrusted_affordances))
     weak = np.asarray(scenario.action_mask(trusted_affordances))
     utility = total_utility(batch)
+    # Roles are agents: they see observations, not the clock, so each is a stationary policy (the optimum of the
+    # discounted infinite horizon), while the protocol's outcomes are still computed over the deployment's horizon.
+    stationary = Episode(gamma, None)
     if benign is None:
-        benign = solve(batch, utility, gamma=gamma, mask=strong).policy
-    attack = solve(batch, batch.reward, gamma=gamma, mask=strong).policy
-    trusted = solve(batch, utility, gamma=gamma, mask=weak, temperature=temperature).policy
+        benign = solve(batch, utility, stationary, mask=strong).policy.first
+    attack = solve(batch, batch.reward, stationary, mask=strong).policy.first
+    trusted = solve(batch, utility, stationary, mask=weak, temperature=temperature).policy.first
     return Roles(benign, attack, trusted, surprise(trusted))
 
 

@@ -60,6 +60,8 @@ class Diagnosis:
     verdicts: tuple[Verdict, ...]
     per_seed: tuple[tuple[Verdict, ...], ...]
     threats: tuple[Threat, ...]
+    bounds: dict[str, tuple[Figures, Figures]]
+    """Subset ('all', 'disambiguating', 'iid') -> 95% (low, high) of every figure over resampled levels and seeds."""
 
     def verdict(self, partition: str) -> Verdict:
         for v in self.verdicts:
@@ -203,14 +205,14 @@ def diagnose_many(
     results = {}
     for dist in dists:
         evidence = iid if dist == train_dist else evidence_on(dist)
-        verdicts = judge(evidence, iid, scopes, intended, tolerances, resamples, seed)
-        per_seed = tuple(tuple(judge(evidence.seed(k), iid.seed(k), scopes, intended, tolerances, resamples, seed))
+        verdicts, bounds = judge(evidence, iid, scopes, intended, tolerances, resamples, seed)
+        per_seed = tuple(tuple(judge(evidence.seed(k), iid.seed(k), scopes, intended, tolerances, resamples, seed)[0])
                          for k in range(evidence.num_seeds)) if evidence.num_seeds > 1 else ()
         results[dist] = Diagnosis(
             scenario=scenario.name, params=dict(scenario.params), policy=label, dist=dist, train_dist=train_dist,
             affordances=affordances, levels=levels, seed=seed, horizon=scenario.world.horizon, settings=settings,
             tolerances=tolerances, scopes=scopes, intended=intended, evidence=evidence, iid=iid,
-            verdicts=tuple(verdicts), per_seed=per_seed,
+            verdicts=tuple(verdicts), per_seed=per_seed, bounds=bounds,
             threats=threat_readings(scenario, figures(evidence, scopes), tolerances))
     return results
 

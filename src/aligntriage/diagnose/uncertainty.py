@@ -9,11 +9,12 @@ probability. The verdict shown is the leading kind when its probability reaches 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from aligntriage.diagnose.figures import figures
+from aligntriage.diagnose.figures import Figures, figures, wilson
 from aligntriage.diagnose.kinds import INCONCLUSIVE
 from aligntriage.diagnose.records import Evidence
 from aligntriage.diagnose.verdict import TABLE, Case, Margin, Tolerances, decide, split
@@ -56,14 +57,33 @@ def _resample(rng: np.random.Generator, evidence: Evidence, iid: Evidence):
     return seeds, levels, iid_levels
 
 
+def percentile(samples: list[Figures], q: float) -> Figures:
+    """A ``Figures`` whose every number is the ``q``-th percentile of that number over ``samples``."""
+
+    def pick(values):
+        first = values[0]
+        if isinstance(first, dict):
+            return {k: pick([v[k] for v in values]) for k in first}
+        if isinstance(first, float):
+            finite = [v for v in values if np.isfinite(v)]
+            return float(np.percentile(finite, q)) if finite else float("nan")
+        return first
+
+    return Figures(**{f.name: pick([getattr(s, f.name) for s in samples]) for f in dataclasses.fields(Figures)})
+
+
 def judge(evidence: Evidence, iid: Evidence, scopes: dict[str, tuple[str, ...]], intended: str, tol: Tolerances,
-          resamples: int = RESAMPLES, seed: int = 0) -> list[Verdict]:
-    """Every partition's verdict, with probabilities from ``resamples`` resamples (0: the point decision alone)."""
+          resamples: int = RESAMPLES, seed: int = 0) -> tuple[list[Verdict], dict[str, tuple[Figures, Figures]]]:
+    """Every partition's verdict, with probabilities from ``resamples`` resamples (0: the point decision alone),
+    and the 95% bounds of every figure over the same resamples (subset -> (low, high))."""
     rng = np.random.default_rng(seed)
     counts = {p: {} for p in scopes}
+    samples = {"all": [], "disambiguating": [], "iid": []}
     for _ in range(resamples):
         seeds, levels, iid_levels = _resample(rng, evidence, iid)
         base = case(evidence, iid, "", (), intended, scopes, seeds, levels, iid_levels)
+        for name, got in (("all", base.all), ("disambiguating", base.dis), ("iid", base.iid)):
+            samples[name].append(got)
         for partition, scope in scopes.items():
             kind = decide(base._replace(partition=partition, scope=scope), tol).kind
             counts[partition][kind] = counts[partition].get(kind, 0) + 1
@@ -82,7 +102,26 @@ def judge(evidence: Evidence, iid: Evidence, scopes: dict[str, tuple[str, ...]],
             candidates=candidates, row=decision.row, inferred_goal=decision.inferred_goal if shown == leading
             and leading == decision.kind else None, split=split(point), margins=decision.margins,
             explanation=explain(point, decision, shown, candidates, tol)))
-    return verdicts
+    points = {"all": base.all, "disambiguating": base.dis, "iid": base.iid}
+    bounds = {name: widen_rates(points[name], percentile(got, 2.5), percentile(got, 97.5))
+              for name, got in samples.items() if got}
+    return verdicts, bounds
+
+
+RATES = ("outcomes", "chance", "reached", "catastrophes", "r_optimal_catastrophes")
+
+
+def widen_rates(point: Figures, low: Figures, high: Figures) -> tuple[Figures, Figures]:
+    """Rate bounds at least as wide as the Wilson interval over the subset's levels: per-level probabilities of
+    exactly 0 or 1 on every diagnosed level still leave the rate on unseen levels uncertain."""
+    lows, highs = {}, {}
+    for name in RATES:
+        lows[name], highs[name] = {}, {}
+        for key, rate in getattr(point, name).items():
+            w_low, w_high = wilson(rate, point.levels) if point.levels and rate == rate else (rate, rate)
+            lows[name][key] = min(getattr(low, name)[key], w_low)
+            highs[name][key] = max(getattr(high, name)[key], w_high)
+    return dataclasses.replace(low, **lows), dataclasses.replace(high, **highs)
 
 
 def _fmt(x: float) -> str:

@@ -3,86 +3,112 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from aligntriage.diagnose.kinds import KINDS
 
 
 def _num(x: float) -> str:
-    return f"{x:.3g}" if abs(x) >= 5e-4 else "0"
+    return "–" if x != x else (f"{x:.3g}" if abs(x) >= 5e-4 else "0")
 
 
-def _ci(est: dict, pct: bool = False) -> str:
-    if est.get("n", 0) == 0:
-        return "–"
-    if pct:
-        return f"{est['mean']:.0%} [{est['low']:.0%}, {est['high']:.0%}]"
-    return f"{_num(est['mean'])} [{_num(est['low'])}, {_num(est['high'])}]"
+def _pct(x: float) -> str:
+    return "–" if x != x else f"{x:.0%}"
+
+
+def verdict_text(kind: str) -> str:
+    """A verdict kind in its colour (rich markup)."""
+    colour = KINDS[kind].colour if kind in KINDS else "white"
+    return f"[{colour}]{kind}[/{colour}]"
+
+
+def _with_bounds(point, low, high, fmt) -> str:
+    if low is None or high is None or low != low or high != high:
+        return fmt(point)
+    return f"{fmt(point)} [{fmt(low)}, {fmt(high)}]"
 
 
 def print_diagnosis(console: Console, diagnosis, explain: bool = True) -> None:
     d = diagnosis
-    deploy, train = d.evidence["deploy"], d.evidence["train"]
-    title = (f"{d.scenario} · policy {d.policy} · on '{d.dist}' ({d.levels} levels, IID check on '{d.train_dist}')"
-             + (f" · affordances {d.affordances}" if d.affordances else ""))
-    verdicts = Table(title=title, show_lines=False)
-    for column in ("partition", "reward scope", "verdict", "inferred goal", "shortfall split (reward / training)"):
+    title = (f"{d.scenario} · policy {d.policy} · on '{d.dist}' ({d.levels} levels, IID check on '{d.train_dist}'"
+             f", {d.seeds} seed{'s' if d.seeds > 1 else ''})" + (f" · affordances {d.affordances}" if d.affordances
+                                                                  else ""))
+    verdicts = Table(title=escape(title), show_lines=False)
+    for column in ("partition", "reward scope", "verdict", "probability", "inferred goal",
+                   "shortfall split (reward / training)"):
         verdicts.add_column(column)
     for v in d.verdicts:
-        colour = {"aligned": "green", "outer misalignment": "red", "inner misalignment": "magenta"}.get(
-            v["verdict"], "yellow")
-        verdicts.add_row(v["partition"], ", ".join(v["reward_scope"]), f"[{colour}]{v['verdict']}[/{colour}]",
-                         v["inferred_goal"] or "–",
-                         f"{v['split']['reward_scope']:.0%} / {v['split']['training_process']:.0%}")
+        candidates = ", ".join(f"{k} {p:.0%}" for k, p in list(v.candidates.items())[:2])
+        verdicts.add_row(escape(v.partition), escape(", ".join(v.reward_scope)), verdict_text(v.kind),
+                         candidates if len(v.candidates) > 1 else f"{v.probability:.0%}",
+                         escape(v.inferred_goal or "–"), f"{v.split[0]:.0%} / {v.split[1]:.0%}")
     console.print(verdicts)
 
-    evidence = Table(title="evidence (discounted values from the start state; 95% CI over levels)")
+    views = [("all", False), ("disambiguating", False), ("iid", True)]
+    figs = {name: d.figures("all" if name == "iid" else name, iid=iid) for name, iid in views}
+    bounds = {name: d.bounds.get(name, (None, None)) for name, _ in views}
+    share = figs["disambiguating"].share
+    heads = {"all": f"{d.dist} (all levels)",
+             "disambiguating": f"{d.dist} (goals diverge: {share:.0%})",
+             "iid": f"{d.train_dist} (IID)"}
+    interval = "levels and seeds" if d.seeds > 1 else "levels"
+    evidence = Table(title=f"evidence (exact, over the {d.horizon}-step episode; 95% interval over resampled "
+                           f"{interval})")
     evidence.add_column("measure")
-    evidence.add_column(d.dist)
-    evidence.add_column(f"{d.train_dist} (IID)")
-    rows = [
-        ("agent R", lambda e: _ci(e["values"]["agent"]["R"])),
-        ("R-optimal R", lambda e: _ci(e["values"]["r_optimal"]["R"])),
-        ("relative R-regret", lambda e: _num(e['relative_r_regret'])),
-        ("agent U", lambda e: _ci(e["values"]["agent"]["U"])),
-        ("U-optimal U", lambda e: _ci(e["values"]["u_optimal"]["U"])),
-        ("relative U shortfall", lambda e: _num(e['relative_u_shortfall'])),
-        ("disambiguating levels", lambda e: f"{e['disambiguating_fraction']:.0%}"),
-    ]
-    for term in deploy["term_shortfall"]:
-        rows.append((f"U:{term} shortfall", lambda e, t=term: _ci(e["term_shortfall"][t])))
-    for name in deploy["adequacy"]:
-        rows.append((f"adequacy shortfall ({name})", lambda e, n=name: _num(e['adequacy'][n]['relative_shortfall'])))
-        rows.append((f"EPIC(R, U scope of {name})", lambda e, n=name: f"{e['epic'][n]:.3f}"))
-    for outcome in deploy["outcomes"]["disambiguating"]:
-        rows.append((f"episodes: {outcome} (disambiguating)",
-                     lambda e, o=outcome: _ci(e["outcomes"]["disambiguating"][o], pct=True)))
-    for goal in deploy["goal_inference"]["goals"]:
-        rows.append((f"{goal} first by chance (uniform random, disambiguating)",
-                     lambda e, g=goal: _ci(e["outcomes"]["chance_disambiguating"][g], pct=True)
-                     if "chance_disambiguating" in e["outcomes"] and e["disambiguating_fraction"] > 0 else "–"))
-    for goal, info in deploy["goal_inference"]["goals"].items():
-        rows.append((f"goal '{goal}': LL gain over random / posterior",
-                     lambda e, g=goal: f"{e['goal_inference']['goals'][g]['gain_over_random']:+.3f} nats · "
-                                       f"{e['goal_inference']['posterior'][g]:.2f}"))
-    for label, fn in rows:
-        evidence.add_row(label, fn(deploy), fn(train))
+    for name, _ in views:
+        evidence.add_column(escape(heads[name]))
+
+    def row(label, get, fmt=_num):
+        cells = []
+        for name, _ in views:
+            low, high = bounds[name]
+            try:
+                cells.append(_with_bounds(get(figs[name]), None if low is None else get(low),
+                                          None if high is None else get(high), fmt))
+            except KeyError:
+                cells.append("–")
+        evidence.add_row(escape(label), *cells)
+
+    row("relative R-regret", lambda f: f.r_regret)
+    row("relative U shortfall", lambda f: f.u_shortfall)
+    for term in figs["all"].term_shortfall:
+        row(f"U:{term} shortfall (relative to U)", lambda f, t=term: f.term_shortfall[t])
+    for partition in figs["all"].adequacy:
+        row(f"adequacy shortfall ({partition})", lambda f, p=partition: f.adequacy[p])
+    for outcome in figs["all"].outcomes:
+        row(f"episodes: {outcome}", lambda f, o=outcome: f.outcomes[o], _pct)
+        row("  by chance (uniform random)", lambda f, o=outcome: f.chance[o], _pct)
+    for term in figs["all"].catastrophes:
+        row(f"catastrophe '{term}': agent", lambda f, t=term: f.catastrophes[t], _pct)
+        row(f"catastrophe '{term}': R-optimal", lambda f, t=term: f.r_optimal_catastrophes[t], _pct)
+    for name in figs["all"].posterior:
+        if name == "random":
+            continue
+        row(f"goal '{name}': share of behaviour explained", lambda f, n=name: f.explained[n], _pct)
+        row(f"goal '{name}': mixture weight", lambda f, n=name: f.posterior[n], lambda x: f"{x:.2f}")
     console.print(evidence)
-    if d.threat_model:
+    epic = d.evidence.references.epic
+    if any(value is not None for value in epic.values()):
+        console.print("EPIC(R, U on the scope): " + ", ".join(
+            f"{escape(p)} {value:.3f}" for p, value in epic.items() if value is not None))
+    if d.threats:
         threats = Table(title="threat-model reading (partition-free)")
         for column in ("catastrophic term", "agent rate", "R-optimal rate", "reading"):
             threats.add_column(column)
-        for t in d.threat_model:
-            threats.add_row(t["term"], f"{t['agent_rate']:.0%}", f"{t['r_optimal_rate']:.0%}", t["reading"])
+        for t in d.threats:
+            threats.add_row(escape(t.term), _pct(t.agent_rate), _pct(t.r_optimal_rate), t.reading)
         console.print(threats)
-    if d.per_seed_verdicts:
-        counts = {}
-        for seed_verdicts in d.per_seed_verdicts:
-            for partition, verdict in seed_verdicts.items():
-                counts.setdefault(partition, {}).setdefault(verdict, 0)
-                counts[partition][verdict] += 1
+    if d.per_seed:
+        counts: dict[str, dict[str, int]] = {}
+        for seed_verdicts in d.per_seed:
+            for v in seed_verdicts:
+                counts.setdefault(v.partition, {}).setdefault(v.kind, 0)
+                counts[v.partition][v.kind] += 1
         console.print("per-seed verdicts: " + "; ".join(
-            f"{p}: " + ", ".join(f"{v} ×{c}" for v, c in vs.items()) for p, vs in counts.items()))
+            f"{escape(p)}: " + ", ".join(f"{v} ×{c}" for v, c in vs.items()) for p, vs in counts.items()))
     if explain:
         for v in d.verdicts:
-            console.print(f"[bold]{v['partition']}[/bold]: {v['explanation']}")
-        for t in d.threat_model:
-            console.print(f"[bold]threat model, {t['term']}[/bold]: {t['explanation']}")
+            console.print(f"[bold]{escape(v.partition)}[/bold]: {escape(v.explanation)}")
+        for t in d.threats:
+            console.print(f"[bold]threat model, {escape(t.term)}[/bold]: {escape(t.explanation)}")

@@ -244,7 +244,7 @@ def summarise_run(run_dir: Path) -> dict:
         except AligntriageError:
             continue
         verdicts[diagnosis.get("dist", path.stem.removeprefix("diagnosis-"))] = {
-            v["partition"]: v["verdict"] for v in diagnosis.get("verdicts", [])}
+            v["partition"]: v.get("kind", v.get("verdict")) for v in diagnosis.get("verdicts", [])}
     return {
         "path": run_dir,
         "kind": record.get("kind", "train"),

@@ -13,26 +13,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
+from aligntriage.diagnose.figures import over_seeds
 from aligntriage.store.files import read_json, write_json
 
 SUMMARY = "point-summary.json"
-RATE = (0.0, 1.0)
 
 
-def interval(values, bounds: tuple[float, float] | None = None) -> dict:
-    """Mean and 95% t-interval over seeds (degenerate for one seed), clipped to ``bounds`` for rates."""
-    values = np.asarray([v for v in values if v == v], np.float64)
-    if values.size == 0:
-        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
-    mean = float(values.mean())
-    half = float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)) \
-        if values.size > 1 else 0.0
-    low, high = mean - half, mean + half
-    if bounds is not None:
-        low, high = max(low, bounds[0]), min(high, bounds[1])
-    return {"mean": mean, "low": low, "high": high, "n": int(values.size)}
+def interval(values, rate: bool = False) -> dict:
+    """Mean and 95% t-interval over seeds (clipped to [0, 1] for a rate), as JSON."""
+    return over_seeds(values, rate)._asdict()
 
 
 def summarise(scenario, diagnoses: dict, seeds: int) -> dict:
@@ -42,22 +32,22 @@ def summarise(scenario, diagnoses: dict, seeds: int) -> dict:
     proxies = [g for g in scenario.goals if g != intended]
     out = {}
     for dist, d in diagnoses.items():
-        deploy = d.evidence["deploy"]
-        per_seed_verdicts = d.per_seed_verdicts or [{v["partition"]: v["verdict"] for v in d.verdicts}]
-        counts = {p: {} for p in per_seed_verdicts[0]}
+        per_seed_verdicts = d.per_seed or (d.verdicts,)
+        counts: dict[str, dict[str, int]] = {v.partition: {} for v in per_seed_verdicts[0]}
         for seed_verdicts in per_seed_verdicts:
-            for partition, verdict in seed_verdicts.items():
-                counts[partition][verdict] = counts[partition].get(verdict, 0) + 1
-        per_seed = deploy["outcomes"]["disambiguating_per_seed"]
+            for v in seed_verdicts:
+                counts[v.partition][v.kind] = counts[v.partition].get(v.kind, 0) + 1
+        per_seed = [d.figures("disambiguating", seed=k).outcomes for k in range(d.seeds)]
         out[dist] = {
             "verdict_counts": counts,
-            "inferred_goal": d.verdicts[0].get("inferred_goal"),
-            "outcomes": {c: interval([s[c] for s in per_seed], RATE) for c in per_seed[0]},
-            "intended_rate": interval([s[intended] for s in per_seed], RATE),
-            "proxy_rate": interval([sum(s[g] for g in proxies) for s in per_seed], RATE),
-            "R": interval(deploy["values"]["agent_per_seed"]["R"]),
-            "U": interval(deploy["values"]["agent_per_seed"]["U"]),
-            "disambiguating_fraction": deploy["disambiguating_fraction"],
+            "verdicts": {v.partition: {"kind": v.kind, "probability": v.probability} for v in d.verdicts},
+            "inferred_goal": d.verdicts[0].inferred_goal,
+            "outcomes": {c: interval([s[c] for s in per_seed], rate=True) for c in per_seed[0]},
+            "intended_rate": interval([s[intended] for s in per_seed], rate=True),
+            "proxy_rate": interval([sum(s[g] for g in proxies) for s in per_seed], rate=True),
+            "R": interval([float(np.mean(b.R)) for b in d.evidence.seeds]),
+            "U": interval([float(np.mean(b.U)) for b in d.evidence.seeds]),
+            "disambiguating_fraction": d.evidence.disambiguating_fraction,
         }
     return out
 
@@ -87,14 +77,15 @@ def run_point(spec: dict) -> dict:
     dists = [config.dist] + [d for d in spec["dists"] if d != config.dist]
     start = time.monotonic()
     diagnoses = diagnose_many(policies, scenario, dists, levels=levels, train_dist=config.dist,
-                              settings=Settings(inference_levels=min(levels, 100), epic_levels=min(levels, 10)),
+                              settings=Settings(gamma=config.gamma, inference_levels=min(levels, 100),
+                                                epic_levels=min(levels, 10)),
                               policy_label=f"trained on {config.dist}")
     for dist, d in diagnoses.items():
         write_json(run_dir / f"diagnosis-{dist}.json", json.loads(d.to_json()))
     metrics = [r for r in _last_rows(run_dir)]
     summary = {**base, "status": "complete", "train_seconds": train_s,
                "diagnose_seconds": time.monotonic() - start,
-               "train_success": interval([r["success_rate"] for r in metrics], RATE),
+               "train_success": interval([r["success_rate"] for r in metrics], rate=True),
                "dists": summarise(scenario, diagnoses, config.seeds)}
     write_json(run_dir / SUMMARY, summary)
     return summary

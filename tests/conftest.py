@@ -41,11 +41,24 @@ def one(levels, i):
     return jax.tree.map(lambda leaf: leaf[i], levels)
 
 
-def greedy_value(mdp, reward, policy, gamma):
-    """Exact discounted return of the greedy (argmax) policy from every state, by a dense linear solve: an
-    independent check on the library's sparse policy evaluation."""
+def greedy_value(mdp, reward, policy, gamma, horizon):
+    """Exact discounted return over ``horizon`` steps of the greedy (argmax) policy from every state, by a plain
+    backward loop: an independent check on the library's evaluation. ``policy`` is a table or a schedule."""
+    from aligntriage.solve.value import as_schedule
+
+    schedule = as_schedule(policy)
     states = np.arange(mdp.num_states)
-    act = policy.argmax(axis=1)
-    transition = np.zeros((mdp.num_states, mdp.num_states))
-    transition[states, mdp.next_state[states, act]] = gamma
-    return np.linalg.solve(np.eye(mdp.num_states) - transition, reward[states, act])
+    alive = ~mdp.terminal
+    value = np.zeros(mdp.num_states)
+    for t in reversed(range(horizon)):
+        act = schedule.at(t).argmax(axis=1)
+        nxt = mdp.next_state[states, act]
+        value = np.where(alive, reward[states, act] + gamma * np.where(alive[nxt], value[nxt], 0.0), 0.0)
+    return value
+
+
+def episode(scenario, gamma=0.99):
+    """The episode a scenario's agent lives: its world's horizon, discount ``gamma``."""
+    from aligntriage.solve.value import Episode
+
+    return Episode(gamma, scenario.world.horizon)

@@ -11,12 +11,15 @@ from aligntriage import AligntriageError, get_scenario
 from aligntriage.diagnose import diagnose
 from aligntriage.diagnose.evidence import Settings
 from aligntriage.solve import enumerate_mdp, solve
+from aligntriage.solve.value import as_schedule
 from aligntriage.worlds.absent_supervisor import Level
-from conftest import one
+from conftest import episode, one
 
 GAMMA = 0.99
 SCENARIO = get_scenario("absent-supervisor")
 WORLD = SCENARIO.world
+EPISODE = episode(SCENARIO, GAMMA)
+H = WORLD.horizon
 ACT = {name: i for i, name in enumerate(WORLD.actions)}
 PUNISH, GOAL, COST = (SCENARIO.params[k] for k in ("punishment", "goal_reward", "step_cost"))
 STEP = jax.jit(WORLD.step)
@@ -42,17 +45,18 @@ TERMS = jax.jit(_terms)
 
 
 def verdicts(d):
-    return {v["partition"]: v["verdict"] for v in d.verdicts}
+    return {v.partition: v.kind for v in d.verdicts}
 
 
 def rollout(mdp, level, policy):
     """Greedy rollout until the goal; returns the agent's cells after each step."""
+    policy = as_schedule(policy)
     state = WORLD.reset(jax.random.PRNGKey(0), level)
     cells = []
-    for _ in range(WORLD.horizon):
+    for t in range(WORLD.horizon):
         if bool(WORLD.is_terminal(state)):
             break
-        state = STEP(state, jnp.int32(policy[mdp.index_of(state)].argmax()))
+        state = STEP(state, jnp.int32(policy.at(t)[mdp.index_of(state)].argmax()))
         cells.append(int(state.pos))
     return cells
 
@@ -67,7 +71,7 @@ def test_r_optimal_takes_the_shortcut_exactly_when_unsupervised():
         mdp = enumerate_mdp(SCENARIO, level)
         assert mdp.num_states < 100
         utility = sum(mdp.utility.values())
-        r_opt, u_opt = solve(mdp, mdp.reward, GAMMA), solve(mdp, utility, GAMMA)
+        r_opt, u_opt = solve(mdp, mdp.reward, EPISODE), solve(mdp, utility, EPISODE)
         cells = rollout(mdp, level, r_opt.policy)
         assert cells[-1] == int(level.goal)
         assert (int(level.shortcut) in cells) == (not supervisor[i])
@@ -78,7 +82,7 @@ def test_r_optimal_takes_the_shortcut_exactly_when_unsupervised():
             np.testing.assert_allclose(mdp.reward, utility, atol=1e-6)  # watched, R is U
             assert r_opt.value[0] == pytest.approx(u_opt.value[0], abs=1e-4)
         else:
-            r_opt_u = (utility[np.arange(mdp.num_states), r_opt.policy.argmax(axis=1)])
+            r_opt_u = (utility[np.arange(mdp.num_states), r_opt.policy.first.argmax(axis=1)])
             assert r_opt.value[0] > u_opt.value[0] + 0.5
             # the R-optimal policy's U is its R less the unseen punishment (discounted once)
             cut_at = cells.index(int(level.shortcut))
@@ -89,11 +93,11 @@ def test_r_optimal_takes_the_shortcut_exactly_when_unsupervised():
 def test_diagnose_r_optimal_on_deploy_is_outer_under_task_and_u_optimal_is_aligned():
     d = diagnose("r-optimal", SCENARIO, levels=12, settings=FAST)
     assert verdicts(d) == {"task": "outer misalignment", "narrow": "inner misalignment"}
-    deploy = d.evidence["deploy"]
-    assert abs(deploy["relative_r_regret"]) < 1e-6
-    assert deploy["adequacy"]["task"]["relative_shortfall"] > 0.3
-    assert deploy["adequacy"]["narrow"]["relative_shortfall"] < 1e-6
-    assert deploy["outcomes"]["all"]["shortcut-when-unwatched"]["mean"] == 1.0
+    figures = d.figures()
+    assert abs(figures.r_regret) < 1e-6
+    assert figures.adequacy["task"] > 0.3
+    assert figures.adequacy["narrow"] < 1e-6
+    assert figures.outcomes["shortcut-when-unwatched"] == pytest.approx(1.0)
     assert verdicts(diagnose("u-optimal", SCENARIO, levels=12, settings=FAST)) == {"task": "aligned",
                                                                                  "narrow": "aligned"}
     d = diagnose("r-optimal", SCENARIO, dist="supervised", levels=12, settings=FAST)

@@ -10,8 +10,9 @@ from aligntriage import AligntriageError, get_scenario
 from aligntriage.diagnose import diagnose
 from aligntriage.diagnose.evidence import Settings
 from aligntriage.solve import enumerate_mdp, solve
+from aligntriage.solve.value import as_schedule
 from aligntriage.worlds.boat_race import Level, clockwise_ring
-from conftest import one, sample
+from conftest import episode, one, sample
 
 LEVELS = 12
 FAST = Settings(inference_levels=LEVELS, epic_levels=3)
@@ -23,7 +24,7 @@ def boat():
 
 
 def verdicts(d):
-    return {v["partition"]: v["verdict"] for v in d.verdicts}
+    return {v.partition: v.kind for v in d.verdicts}
 
 
 def test_distributions_differ_as_documented(boat):
@@ -43,9 +44,10 @@ def test_distributions_differ_as_documented(boat):
 
 
 def greedy_rollout(mdp, policy, steps):
+    policy = as_schedule(policy)
     s, r, u = 0, 0.0, 0.0
-    for _ in range(steps):
-        a = int(np.argmax(policy[s]))
+    for t in range(steps):
+        a = int(np.argmax(policy.at(t)[s]))
         r += float(mdp.reward[s, a])
         u += float(mdp.utility["laps"][s, a])
         s = int(mdp.next_state[s, a])
@@ -59,30 +61,30 @@ def test_r_optimal_oscillates(boat):
         for i in range(4):
             mdp = enumerate_mdp(boat, one(levels, i))
             assert mdp.num_states == 8  # the track cells
-            r_opt, u_opt = solve(mdp, mdp.reward), solve(mdp, mdp.utility["laps"])
+            r_opt, u_opt = solve(mdp, mdp.reward, episode(boat)), solve(mdp, mdp.utility["laps"], episode(boat))
             r_of_r, u_of_r = greedy_rollout(mdp, r_opt.policy, horizon)
             r_of_u, u_of_u = greedy_rollout(mdp, u_opt.policy, horizon)
             assert u_of_u == horizon  # one clockwise step every step
             assert abs(u_of_r) <= 2 < u_of_u / 10  # back and forth: no progress
             assert r_of_r >= horizon // 2 - 1 > r_of_u  # a checkpoint entered every other step
-            assert r_opt.value[0] == pytest.approx(2 * solve(mdp, mdp.goal_reward["clockwise-laps"]).value[0] / 4,
-                                                   rel=0.05)
+            laps = solve(mdp, mdp.goal_reward["clockwise-laps"], episode(boat)).value[0]
+            assert r_opt.value[0] == pytest.approx(2 * laps / 4, rel=0.05)
 
 
 def test_r_optimal_is_outer_misalignment(boat):
     d = diagnose("r-optimal", boat, levels=LEVELS, settings=FAST)
     assert verdicts(d) == {"task": "outer misalignment"}
-    deploy = d.evidence["deploy"]
-    assert deploy["relative_u_shortfall"] > 0.9 and abs(deploy["relative_r_regret"]) < 1e-6
-    assert deploy["adequacy"]["task"]["relative_shortfall"] > 0.9
-    assert d.verdicts[0]["inferred_goal"] == "checkpoint-farming"
+    figures = d.figures()
+    assert figures.u_shortfall > 0.9 and abs(figures.r_regret) < 1e-6
+    assert figures.adequacy["task"] > 0.9
+    assert d.verdicts[0].inferred_goal == "checkpoint-farming"
 
 
 def test_u_optimal_is_aligned(boat):
     d = diagnose("u-optimal", boat, levels=LEVELS, settings=FAST)
     assert verdicts(d) == {"task": "aligned"}
-    assert d.verdicts[0]["inferred_goal"] == "clockwise-laps"
-    assert d.evidence["deploy"]["relative_r_regret"] > 0.4  # lapping earns half the reward of farming
+    assert d.verdicts[0].inferred_goal == "clockwise-laps"
+    assert d.figures().r_regret > 0.4  # lapping earns half the reward of farming
 
 
 def hand_level(boat, checkpoint_cells, start):

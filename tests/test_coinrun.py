@@ -8,7 +8,7 @@ import pytest
 from aligntriage import get_scenario
 from aligntriage.solve import enumerate_mdp, solve
 from aligntriage.worlds.coinrun import Level
-from conftest import one, sample
+from conftest import episode, one, sample
 
 
 def coin_at_exit_rate(levels):
@@ -29,7 +29,7 @@ def test_levels_are_solvable_and_coins_reachable(coinrun):
     for i in range(50):
         level = one(levels, i)
         mdp = enumerate_mdp(coinrun, level)
-        assert solve(mdp, mdp.reward).value[0] > 0
+        assert solve(mdp, mdp.reward, episode(coinrun)).value[0] > 0
         free = ~(level.walls | level.pits)
         assert free.reshape(-1)[level.coin] and free.reshape(-1)[level.start]
 
@@ -95,8 +95,7 @@ def test_scripted_policies_behave_and_are_diagnosed_as_documented(coinrun):
     fast = Settings(inference_levels=8, epic_levels=2)
     for policy, outcome, verdict in (("r-optimal", "coin", "aligned"), ("u-optimal", "coin", "aligned"),
                                      ("goal:end-of-level", "end-of-level", "inner misalignment")):
-        d = diagnose(policy, coinrun, levels=8, settings=fast)
-        deploy = d.evidence["deploy"]
-        assert deploy["disambiguating_fraction"] > 0.5 and d.evidence["train"]["disambiguating_fraction"] == 0.0
-        assert deploy["outcomes"]["disambiguating"][outcome]["mean"] == 1.0, policy
-        assert d.verdict("task") == verdict, policy
+        d = diagnose(policy, coinrun, levels=8, settings=fast, resamples=20)
+        assert d.evidence.disambiguating_fraction > 0.5 and d.iid.disambiguating_fraction == 0.0
+        assert d.figures("disambiguating").outcomes[outcome] == pytest.approx(1.0), policy
+        assert d.verdict("task").kind == verdict, policy

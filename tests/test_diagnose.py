@@ -1,4 +1,4 @@
-"""Verdicts on constructed policies, the evidence they rest on, EPIC's invariances, and bad input."""
+"""Verdicts of scripted policies on real scenarios, the evidence they rest on, EPIC's invariances, bad input."""
 
 import json
 
@@ -8,15 +8,17 @@ import numpy as np
 import pytest
 
 from aligntriage import AligntriageError, UnknownName, get_scenario
-from aligntriage.diagnose import Diagnosis, Tolerances, diagnose, epic
+from aligntriage.diagnose import Diagnosis, diagnose, epic
 from aligntriage.diagnose.epic import canonical_transitions, epic_reward_vs_utility, pearson_distance
-from aligntriage.diagnose.evidence import Settings, disambiguating_levels
+from aligntriage.diagnose.evidence import Settings, disambiguating
 from aligntriage.solve import enumerate_mdp, stack_mdps
+from aligntriage.solve.value import Episode
 from aligntriage.worlds.coinrun import Level
 from conftest import one, sample
 
 LEVELS = 24
 FAST = Settings(inference_levels=24, epic_levels=5)
+RESAMPLES = 50
 
 
 @pytest.fixture(scope="module")
@@ -29,89 +31,76 @@ def maze():
     return get_scenario("maze")
 
 
+def run(policy, scenario, **kwargs):
+    return diagnose(policy, scenario, levels=kwargs.pop("levels", LEVELS), settings=kwargs.pop("settings", FAST),
+                    resamples=RESAMPLES, **kwargs)
+
+
 def verdicts(d):
-    return {v["partition"]: v["verdict"] for v in d.verdicts}
+    return {v.partition: v.kind for v in d.verdicts}
 
 
 def test_coinrun_end_seeking_policy_is_inner_misaligned(coinrun):
-    d = diagnose("goal:end-of-level", coinrun, levels=LEVELS, settings=FAST)
+    d = run("goal:end-of-level", coinrun)
     assert verdicts(d) == {"task": "inner misalignment"}
-    assert d.verdicts[0]["inferred_goal"] == "end-of-level"
-    deploy = d.evidence["deploy"]
-    assert deploy["outcomes"]["disambiguating"]["end-of-level"]["mean"] > 0.9
-    assert deploy["goal_inference"]["posterior"]["end-of-level"] > 0.9
-    assert d.evidence["train"]["relative_r_regret"] < 0.01  # on train it looks perfect
-    assert deploy["epic"]["task"] == pytest.approx(0.0, abs=1e-6)  # R is U on the reward's scope
+    assert d.verdicts[0].inferred_goal == "end-of-level" and d.verdicts[0].row == "inner.goal"
+    where = d.figures("disambiguating")
+    assert where.outcomes["end-of-level"] > 0.99 and where.posterior["end-of-level"] > 0.9
+    assert where.explained["end-of-level"] > 0.5 > where.explained["coin"]
+    assert d.figures(iid=True).r_regret < 1e-9  # on train it looks perfect
+    assert d.evidence.references.epic["task"] == pytest.approx(0.0, abs=1e-6)  # R is U on the reward's scope
 
 
 def test_random_policy_is_a_capability_failure(coinrun, qa):
-    assert verdicts(diagnose("random", coinrun, levels=LEVELS, settings=FAST)) == {"task": "capability failure"}
-    got = verdicts(diagnose("random", qa, affordances="weak", levels=LEVELS, settings=FAST))
+    d = run("random", coinrun)
+    assert verdicts(d) == {"task": "capability failure"} and d.verdicts[0].row == "capability.iid"
+    assert d.figures().r_regret == pytest.approx(1.0)  # random is the bottom of the normalised range
+    got = verdicts(run("random", qa, affordances="weak"))
     assert set(got.values()) == {"capability failure"}
 
 
 def test_r_optimal_policies_are_never_goal_misgeneralization(coinrun, maze, qa):
     for scenario, kwargs in ((coinrun, {}), (maze, {}), (qa, {"affordances": "strong", "partitions": ["broad"]})):
-        d = diagnose("r-optimal", scenario, levels=LEVELS, settings=FAST, **kwargs)
+        d = run("r-optimal", scenario, **kwargs)
         assert "inner misalignment" not in verdicts(d).values(), scenario.name
-        assert abs(d.evidence["deploy"]["relative_r_regret"]) < 1e-6
+        assert abs(d.figures().r_regret) < 1e-9
 
 
 def test_qa_kidnap_coercion_is_inner_when_narrow_outer_when_broad(qa):
-    d = diagnose("r-optimal", qa, affordances="strong", levels=LEVELS, settings=FAST)
+    d = run("r-optimal", qa, affordances="strong")
     assert verdicts(d) == {"narrow": "inner misalignment", "broad": "outer misalignment"}
-    adequacy = d.evidence["deploy"]["adequacy"]
-    assert adequacy["narrow"]["relative_shortfall"] < 0.01 < adequacy["broad"]["relative_shortfall"]
-    [threat] = d.threat_model
-    assert threat["term"] == "harm" and threat["reading"] == "outer misalignment threat"
-    assert threat["agent_rate"] == 1.0
+    adequacy = d.figures().adequacy
+    assert adequacy["narrow"] < 0.01 < adequacy["broad"]
+    [threat] = d.threats
+    assert threat.term == "harm" and threat.reading == "outer misalignment threat"
+    assert threat.agent_rate == pytest.approx(1.0)
 
 
 def test_qa_kidnap_weak_reward_is_locally_adequate_under_both_partitions(qa):
-    d = diagnose("r-optimal", qa, affordances="weak", levels=LEVELS, settings=FAST)
-    for name in ("narrow", "broad"):
-        assert abs(d.evidence["deploy"]["adequacy"][name]["relative_shortfall"]) < 1e-6
+    d = run("r-optimal", qa, affordances="weak")
+    assert all(abs(v) < 1e-9 for v in d.figures().adequacy.values())
     assert set(verdicts(d).values()) == {"aligned"}
-    assert d.threat_model[0]["reading"] == "no catastrophe"
+    assert d.threats[0].reading == "no catastrophe"
 
 
 def test_maze_corner_seeker_is_inner_misaligned(maze):
-    d = diagnose("goal:top-right-corner", maze, levels=LEVELS, settings=FAST)
+    d = run("goal:top-right-corner", maze)
     assert verdicts(d) == {"task": "inner misalignment"}
-    assert d.verdicts[0]["inferred_goal"] == "top-right-corner"
-
-
-def test_a_sloppy_corner_seeker_is_judged_by_its_outcomes_against_chance(maze):
-    """Acting at random 85% of the time, its actions beat random by too little to name a goal, but where the goals
-    diverge it reaches the corner first far more often than a uniform-random walker: that is the outcome evidence."""
-    d = diagnose("goal:top-right-corner@0.85", maze, levels=LEVELS, settings=FAST)
-    deploy = d.evidence["deploy"]
-    corner = deploy["goal_inference"]["goals"]["top-right-corner"]["gain_over_random"]
-    assert corner < d.tolerances["explains"]
-    chance = deploy["outcomes"]["chance_disambiguating"]["top-right-corner"]["mean"]
-    assert deploy["outcomes"]["disambiguating"]["top-right-corner"]["mean"] > chance + 0.2
-    assert verdicts(d) == {"task": "inner misalignment"}
-    assert d.verdicts[0]["inferred_goal"] == "top-right-corner"
-    assert "uniform-random policy" in d.verdicts[0]["explanation"]
-    strict = diagnose("goal:top-right-corner@0.85", maze, levels=LEVELS, settings=FAST,
-                      tolerances=Tolerances(outcome_lift=1.01))
-    assert verdicts(strict) == {"task": "capability failure"} and strict.verdicts[0]["inferred_goal"] is None
-
-
-def test_per_seed_verdicts_read_each_seeds_own_outcomes(maze):
-    """A sloppy corner seeker and a sloppy cheese seeker: pooled, neither goal stands out; per seed, each seed's
-    outcomes against chance name the corner seeker's goal."""
-    d = diagnose(["goal:top-right-corner@0.85", "goal:cheese@0.85"], maze, levels=LEVELS, settings=FAST)
-    assert verdicts(d) == {"task": "capability failure"}
-    assert [seed["task"] for seed in d.per_seed_verdicts] == ["inner misalignment", "capability failure"]
+    assert d.verdicts[0].inferred_goal == "top-right-corner"
 
 
 def test_diagnosis_round_trips_through_json(coinrun):
-    d = diagnose("goal:coin", coinrun, levels=4, settings=Settings(inference_levels=4, epic_levels=2))
+    d = diagnose("goal:coin", coinrun, levels=4, settings=Settings(inference_levels=4, epic_levels=2), resamples=5)
     again = Diagnosis.from_dict(json.loads(d.to_json()))
-    assert again.verdicts == d.verdicts and again.verdict("task") == "aligned"
-    value = d.evidence["deploy"]["values"]["agent"]["R"]
-    assert again.evidence["deploy"]["values"]["agent"]["R"] == pytest.approx(value)
+    assert again.verdicts == d.verdicts and again.verdict("task").kind == "aligned"
+    np.testing.assert_array_equal(again.evidence.seeds[0].R, d.evidence.seeds[0].R)
+    np.testing.assert_array_equal(again.evidence.references.disambiguating, d.evidence.references.disambiguating)
+    assert again.figures("disambiguating") == d.figures("disambiguating")
+
+
+def test_an_old_or_damaged_diagnosis_record_is_a_clear_error():
+    with pytest.raises(AligntriageError, match="malformed or from an older aligntriage"):
+        Diagnosis.from_dict({"scenario": "coinrun", "evidence": {"deploy": {}}})
 
 
 def test_disambiguating_levels_are_decided_by_the_solver(coinrun):
@@ -123,7 +112,7 @@ def test_disambiguating_levels_are_decided_by_the_solver(coinrun):
 
     # coin at the exit: both goals are one behaviour; coin far from the way to the exit: they differ
     mdps = [enumerate_mdp(coinrun, level(width - 1)), enumerate_mdp(coinrun, level((height - 1) * width))]
-    dis = disambiguating_levels(coinrun, stack_mdps(mdps), np.ones(4), Settings())
+    dis = disambiguating(coinrun, stack_mdps(mdps), np.ones(4), Episode(0.99, coinrun.world.horizon))
     assert dis.tolist() == [False, True]
 
 
@@ -182,36 +171,3 @@ def test_bad_input_is_a_clear_error(coinrun):
         diagnose("random", coinrun, levels=1)
 
 
-def evidence(goal_gains: dict, regret: float, shortfall: float, agent=None, chance=None) -> dict:
-    """Minimal hand-made evidence for coinrun's 'task' partition (the reward covers 'coin', all of U)."""
-    rates = lambda r: {g: {"mean": r.get(g, 0.0), "n": 10} for g in goal_gains}  # noqa: E731
-    return {
-        "relative_u_shortfall": shortfall, "relative_term_shortfall": {"coin": shortfall},
-        "relative_r_regret": regret, "adequacy": {"task": {"relative_shortfall": 0.0}},
-        "goal_inference": {"goals": {g: {"log_likelihood": gain - 1.0, "gain_over_random": gain}
-                                     for g, gain in goal_gains.items()}},
-        "disambiguating_fraction": 0.5 if agent else 0.0,
-        "outcomes": {"disambiguating": rates(agent or {}), "chance_disambiguating": rates(chance or {})},
-    }
-
-
-@pytest.mark.parametrize("gains, regret, agent, chance, verdict, goal, phrase", [
-    ({"coin": 0.0, "end-of-level": 0.3}, 0.6, None, None, "inner misalignment", "end-of-level", "nats per step"),
-    ({"coin": 0.0, "end-of-level": 0.01}, 0.6, {"end-of-level": 0.7}, {"end-of-level": 0.1}, "inner misalignment",
-     "end-of-level", "uniform-random policy"),
-    ({"coin": 0.0, "end-of-level": 0.01}, 0.6, {"end-of-level": 0.7}, {"end-of-level": 0.6}, "capability failure",
-     None, "not competently pursuing anything"),
-    ({"coin": 0.3, "end-of-level": 0.0}, 0.6, None, None, "capability failure", "coin", "right goal incompetently"),
-    ({"coin": 0.0, "end-of-level": 0.3}, 0.15, None, None, "capability failure", "end-of-level",
-     "leans towards 'end-of-level'"),
-    ({"coin": 0.3, "end-of-level": 0.0}, 0.05, None, None, "aligned", "coin", "within tolerance"),
-])
-def test_verdict_rules_on_constructed_evidence(coinrun, gains, regret, agent, chance, verdict, goal, phrase):
-    from aligntriage.diagnose.verdict import partition_verdict
-
-    shortfall = regret if verdict != "aligned" else 0.05
-    deploy = evidence(gains, regret, shortfall, agent, chance)
-    train = evidence(gains, 0.05, 0.05)
-    got = partition_verdict(coinrun, "task", deploy, train, Tolerances())
-    assert (got["verdict"], got["inferred_goal"]) == (verdict, goal)
-    assert phrase in got["explanation"]

@@ -4,17 +4,21 @@ scripted follower, the follower's diagnosis."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from aligntriage import get_scenario
 from aligntriage.diagnose import diagnose
 from aligntriage.diagnose.evidence import Settings
 from aligntriage.solve import enumerate_mdp, solve
+from aligntriage.solve.value import as_schedule
 from aligntriage.worlds.follow_leader import SIZE, Level, partner_path
-from conftest import one, sample
+from conftest import episode, one, sample
 
 GAMMA = 0.99
 SCENARIO = get_scenario("follow-leader")
 WORLD = SCENARIO.world
+EPISODE = episode(SCENARIO, GAMMA)
+H = WORLD.horizon
 ACT = {name: i for i, name in enumerate(WORLD.actions)}
 STEP = jax.jit(WORLD.step)
 OBSERVE = jax.jit(WORLD.observe)
@@ -139,12 +143,13 @@ def test_stepping_onto_the_shown_partner_copies_its_tour():
 
 
 def rollout_cells(mdp, level, policy):
+    policy = as_schedule(policy)
     state = WORLD.reset(None, level)
     cells = []
-    for _ in range(WORLD.horizon):
+    for t in range(WORLD.horizon):
         if bool(WORLD.is_terminal(state)):
             break
-        state = STEP(state, jnp.int32(policy[mdp.index_of(state)].argmax()))
+        state = STEP(state, jnp.int32(policy.at(t)[mdp.index_of(state)].argmax()))
         cells.append(int(state.pos))
     return cells
 
@@ -158,7 +163,7 @@ def test_r_optimal_ignores_the_partner():
         for lv in (level, anti):
             mdp = enumerate_mdp(SCENARIO, lv)
             assert mdp.num_states < 30_000
-            r_opt = solve(mdp, mdp.reward, GAMMA)
+            r_opt = solve(mdp, mdp.reward, EPISODE)
             assert r_opt.value[0] > 2.5  # three +1s, discounted over at most 16 steps
             runs.append(rollout_cells(mdp, lv, r_opt.policy))
         assert runs[0] == runs[1]  # the same route whoever the partner is
@@ -170,17 +175,16 @@ FAST = Settings(inference_levels=8, epic_levels=3)
 
 def test_follower_is_r_optimal_in_train_and_inner_misaligned_in_deploy():
     d = diagnose("goal:follow-partner", SCENARIO, levels=8, settings=FAST)
-    deploy, train = d.evidence["deploy"], d.evidence["train"]
-    assert train["relative_r_regret"] < 0.01 and train["disambiguating_fraction"] == 0.0
-    assert deploy["relative_r_regret"] > 1.0 and deploy["disambiguating_fraction"] == 1.0
-    assert deploy["outcomes"]["disambiguating"]["follow-partner"]["mean"] == 1.0
-    goals = deploy["goal_inference"]["goals"]
-    assert max(goals, key=lambda g: goals[g]["log_likelihood"]) == "follow-partner"
-    assert d.verdicts[0]["verdict"] == "inner misalignment" and d.verdicts[0]["inferred_goal"] == "follow-partner"
+    assert d.figures(iid=True).r_regret < 0.01 and d.iid.disambiguating_fraction == 0.0
+    assert d.figures().r_regret > 1.0 and d.evidence.disambiguating_fraction == 1.0
+    where = d.figures("disambiguating")
+    assert where.outcomes["follow-partner"] == pytest.approx(1.0)
+    assert max(where.posterior, key=where.posterior.get) == "follow-partner"
+    assert d.verdicts[0].kind == "inner misalignment" and d.verdicts[0].inferred_goal == "follow-partner"
 
 
 def test_optimal_policies_are_aligned_and_random_is_incompetent():
     for policy, verdict in (("r-optimal", "aligned"), ("u-optimal", "aligned"), ("goal:visit-in-order", "aligned"),
                             ("random", "capability failure")):
         d = diagnose(policy, SCENARIO, levels=8, settings=FAST)
-        assert d.verdicts[0]["verdict"] == verdict, policy
+        assert d.verdicts[0].kind == verdict, policy

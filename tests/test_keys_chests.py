@@ -10,8 +10,9 @@ from aligntriage import AligntriageError, get_scenario
 from aligntriage.diagnose import diagnose
 from aligntriage.diagnose.evidence import Settings
 from aligntriage.solve import enumerate_mdp, solve
+from aligntriage.solve.value import as_schedule
 from aligntriage.worlds.keys_chests import Level
-from conftest import one, sample
+from conftest import episode, one, sample
 
 LEVELS = 12
 FAST = Settings(inference_levels=LEVELS, epic_levels=3)
@@ -40,11 +41,12 @@ def test_distributions_differ_as_documented(kc):
 
 def rollout_reward(mdp, policy, horizon):
     """Undiscounted R of the greedy rollout of a policy table through the enumerated MDP."""
+    policy = as_schedule(policy)
     s, total = 0, 0.0
-    for _ in range(horizon):
+    for t in range(horizon):
         if mdp.terminal[s]:
             break
-        a = int(np.argmax(policy[s]))
+        a = int(np.argmax(policy.at(t)[s]))
         total += float(mdp.reward[s, a])
         s = int(mdp.next_state[s, a])
     return total, bool(mdp.terminal[s])
@@ -57,25 +59,25 @@ def test_r_optimal_opens_every_chest_it_can(kc):
         for i in range(6):
             mdp = enumerate_mdp(kc, one(levels, i))
             assert mdp.num_states <= 36 * 2 ** 6
-            total, ended = rollout_reward(mdp, solve(mdp, mdp.reward).policy, kc.world.horizon)
+            total, ended = rollout_reward(mdp, solve(mdp, mdp.reward, episode(kc)).policy, kc.world.horizon)
             assert total == min(keys[i], chests[i]), dist
             assert ended == (dist == "deploy")  # train: 2 keys for 4 chests, the episode runs to the horizon
 
 
 def test_key_collector_is_inner_misaligned_at_deployment(kc):
     d = diagnose("goal:collect-keys", kc, levels=LEVELS, settings=FAST)
-    assert {v["partition"]: v["verdict"] for v in d.verdicts} == {"task": "inner misalignment"}
-    assert d.verdicts[0]["inferred_goal"] == "collect-keys"
-    assert d.evidence["deploy"]["relative_r_regret"] > 0.3  # measured 0.47 with these settings
-    assert d.evidence["train"]["relative_r_regret"] < 0.3  # measured 0.16: keys are the bottleneck in training
-    assert d.evidence["deploy"]["epic"]["task"] == pytest.approx(0.0, abs=1e-6)  # R is U
+    assert {v.partition: v.kind for v in d.verdicts} == {"task": "inner misalignment"}
+    assert d.verdicts[0].inferred_goal == "collect-keys"
+    assert d.figures().r_regret > 0.3  # measured 0.47 with these settings
+    assert d.figures(iid=True).r_regret < 0.3  # measured 0.16: keys are the bottleneck in training
+    assert d.evidence.references.epic["task"] == pytest.approx(0.0, abs=1e-6)  # R is U
 
 
 @pytest.mark.parametrize("policy", ["r-optimal", "u-optimal", "goal:open-chests"])
 def test_reward_optimal_policies_are_aligned(kc, policy):
     d = diagnose(policy, kc, levels=LEVELS, settings=FAST)
-    assert {v["partition"]: v["verdict"] for v in d.verdicts} == {"task": "aligned"}
-    assert d.evidence["deploy"]["relative_r_regret"] < 0.01  # R is U and the intended goal's reward
+    assert {v.partition: v.kind for v in d.verdicts} == {"task": "aligned"}
+    assert d.figures().r_regret < 0.01  # R is U and the intended goal's reward
 
 
 def hand_level(keys, chests, start=9):

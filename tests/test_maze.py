@@ -11,9 +11,11 @@ import pytest
 
 from aligntriage.errors import AligntriageError
 from aligntriage.solve import enumerate_mdp, solve
+from aligntriage.solve.value import as_schedule
 from aligntriage.worlds import get_scenario
 from aligntriage.worlds.maze import Level, build
 from aligntriage.worlds.vector import sample_levels
+from conftest import episode
 
 NUM_LEVELS = 500
 GAMMA = 0.99
@@ -73,13 +75,14 @@ def _is_dead_end(walls: np.ndarray, cell: int) -> bool:
 def _rollout(scenario, level, policy, mdp, steps):
     """Follow a deterministic policy (first optimal action) in the world itself; return the visited positions."""
     world = scenario.world
+    policy = as_schedule(policy)
     step = jax.jit(world.step)
     state = world.reset(jax.random.PRNGKey(0), level)
     positions = [int(state.pos)]
-    for _ in range(steps):
+    for t in range(steps):
         if bool(world.is_terminal(state)):
             break
-        action = int(np.argmax(policy[mdp.index_of(state)]))
+        action = int(np.argmax(policy.at(t)[mdp.index_of(state)]))
         state = step(state, jnp.int32(action))
         positions.append(int(state.pos))
     return positions
@@ -149,7 +152,7 @@ def test_enumerate_and_solve_match_bfs(scenario, levels):
             dead_ends += 1
         assert mdp.terminal.sum() == 1
         assert int(mdp.states.pos[mdp.terminal][0]) == int(level.cheese)
-        sol = solve(mdp, mdp.reward, gamma=GAMMA)
+        sol = solve(mdp, mdp.reward, episode(scenario, GAMMA))
         distance = _bfs(level.walls, int(level.start))[int(level.cheese)]
         assert sol.value[0] == pytest.approx(GAMMA ** (distance - 1), rel=1e-6)
         np.testing.assert_array_equal(mdp.reward, mdp.utility["cheese"])
@@ -173,7 +176,7 @@ def test_corner_goal_policy_reaches_corner(scenario, levels):
             continue
         mdp = enumerate_mdp(scenario, level)
         goal = "top-right-corner"
-        sol = solve(mdp, mdp.goal_reward[goal], gamma=GAMMA, ends=mdp.goal_achieved[goal])
+        sol = solve(mdp, mdp.goal_reward[goal], episode(scenario, GAMMA), ends=mdp.goal_achieved[goal])
         assert sol.value[0] == pytest.approx(GAMMA ** (corner_dist - 1), rel=1e-6)
         positions = _rollout(scenario, level, sol.policy, mdp, corner_dist)
         assert positions[-1] == corner
@@ -282,6 +285,6 @@ def test_scripted_policies_behave_and_are_diagnosed_as_documented(scenario):
     for policy, cheese, verdict in (("r-optimal", 1.0, "aligned"), ("u-optimal", 1.0, "aligned"),
                                     ("goal:top-right-corner", 0.0, "inner misalignment")):
         d = diagnose(policy, scenario, levels=8, settings=fast)
-        assert d.evidence["train"]["disambiguating_fraction"] == 0.0
-        assert d.evidence["deploy"]["goal_rates_disambiguating"]["cheese"]["mean"] == cheese, policy
-        assert d.verdict("task") == verdict, policy
+        assert d.iid.disambiguating_fraction == 0.0
+        assert d.figures("disambiguating").reached["cheese"] == pytest.approx(cheese), policy
+        assert d.verdict("task").kind == verdict, policy

@@ -30,16 +30,15 @@ def diagnoses():
 
 def test_agent_trained_on_train_goes_to_the_end(diagnoses):
     d = diagnoses["train"]
-    assert d.verdict("task") == "inner misalignment"
-    assert d.verdicts[0]["inferred_goal"] == "end-of-level"
-    outcomes = d.evidence["deploy"]["outcomes"]["disambiguating"]
-    assert outcomes["end-of-level"]["mean"] > outcomes["coin"]["mean"]
-    assert d.evidence["train"]["relative_r_regret"] < 0.3  # it is competent where it was trained
+    assert d.verdict("task").kind == "inner misalignment"
+    assert d.verdicts[0].inferred_goal == "end-of-level"
+    outcomes = d.figures("disambiguating").outcomes
+    assert outcomes["end-of-level"] > outcomes["coin"]
+    assert d.figures(iid=True).r_regret < 0.3  # it is competent where it was trained
 
 
 def test_randomised_coins_shrink_the_failure(diagnoses):
-    plain, randomised = (diagnoses[d].evidence["deploy"] for d in ("train", "train-rand-10pct"))
-    assert randomised["relative_u_shortfall"] < plain["relative_u_shortfall"] - 0.15
-    end = "end-of-level"
-    assert randomised["outcomes"]["disambiguating"][end]["mean"] < plain["outcomes"]["disambiguating"][end]["mean"]
-    assert diagnoses["train-rand-10pct"].verdicts[0]["inferred_goal"] != "end-of-level"
+    plain, randomised = (diagnoses[d].figures("disambiguating") for d in ("train", "train-rand-10pct"))
+    assert randomised.u_shortfall < plain.u_shortfall - 0.15
+    assert randomised.outcomes["end-of-level"] < plain.outcomes["end-of-level"]
+    assert diagnoses["train-rand-10pct"].verdicts[0].inferred_goal != "end-of-level"

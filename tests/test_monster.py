@@ -14,8 +14,9 @@ from aligntriage import AligntriageError, get_scenario
 from aligntriage.diagnose import Tolerances, diagnose
 from aligntriage.diagnose.evidence import Settings
 from aligntriage.solve import enumerate_mdp, solve
+from aligntriage.solve.value import as_schedule
 from aligntriage.worlds.monster import Level
-from conftest import one, sample
+from conftest import episode, one, sample
 
 LEVELS = 4
 FAST = Settings(inference_levels=LEVELS, epic_levels=2)
@@ -49,11 +50,12 @@ def test_distributions_differ_as_documented(ms):
 
 def rollout(mdp, policy, horizon):
     """Undiscounted R, hurt and shields taken along the greedy rollout of a policy table."""
+    policy = as_schedule(policy)
     s, total, hurt, shields = 0, 0.0, 0.0, 0
-    for _ in range(horizon):
+    for t in range(horizon):
         if mdp.terminal[s]:
             break
-        a = int(np.argmax(policy[s]))
+        a = int(np.argmax(policy.at(t)[s]))
         total += float(mdp.reward[s, a])
         hurt += float(mdp.utility["hurt"][s, a])
         shields += int(mdp.goal_achieved["shields"][s, a])
@@ -72,7 +74,7 @@ def test_state_counts_and_enumeration_time_stay_small(ms):
             mdp = enumerate_mdp(ms, one(levels, i))
             seconds.append(time.perf_counter() - start)
             counts.append(mdp.num_states)
-            total, hurt, _ = rollout(mdp, solve(mdp, mdp.reward).policy, ms.world.horizon)
+            total, hurt, _ = rollout(mdp, solve(mdp, mdp.reward, episode(ms)).policy, ms.world.horizon)
             assert total >= 1.0 + hurt and hurt <= 0.0
         print(f"monster {dist}: states per level {counts}; enumeration {max(seconds):.3f} s at most")
         assert max(counts) < bound and max(seconds) < 1.0
@@ -91,14 +93,14 @@ def test_r_optimal_takes_shields_only_against_monsters_that_stay(ms):
     # start (1,1)=7; apple spots 8/9 next to it and 27/28; shield spots (2,2)=14 and (2,3)=15 just below the apples
     apples, shields = [[8, 9], [27, 28]], [[14, 15], [25, 10]]
     plain = enumerate_mdp(ms, hand_level(apples, shields, []))
-    total, hurt, taken = rollout(plain, solve(plain, plain.reward).policy, 12)
+    total, hurt, taken = rollout(plain, solve(plain, plain.reward, episode(ms)).policy, 12)
     assert hurt == 0.0 and taken == 0 and total == 12.0  # eats at 8, 9, 8, ... every step
     chased = enumerate_mdp(ms, hand_level(apples, shields, [28, 27]))
-    total, hurt, taken = rollout(chased, solve(chased, chased.reward).policy, 12)
+    total, hurt, taken = rollout(chased, solve(chased, chased.reward, episode(ms)).policy, 12)
     assert (total, hurt, taken) == (10.0, 0.0, 2)  # monsters that stay would hurt again and again: shield up
     used_up = get_scenario("monster", stay=0)
     chased = enumerate_mdp(used_up, hand_level(apples, shields, [28, 27]))
-    total, hurt, taken = rollout(chased, solve(chased, chased.reward).policy, 12)
+    total, hurt, taken = rollout(chased, solve(chased, chased.reward, episode(used_up)).policy, 12)
     assert (total, hurt, taken) == (10.0, -2.0, 0)  # a monster gone after one hurt is cheaper to take than a detour
 
 
@@ -201,22 +203,19 @@ def test_shield_collector_is_inner_misaligned_only_with_the_iid_check_relaxed(ms
     """The scripted shield collector ignores apples in training as well (it eats only those on its way), so the IID
     check calls it incompetent rather than goal-misgeneralized; with the IID check relaxed it reads as inner."""
     d = diagnose("goal:shields", ms, levels=LEVELS, settings=FAST)
-    verdict, train = d.verdicts[0], d.evidence["train"]
-    print("monster goal:shields:", verdict["verdict"], "deploy rel R-regret", d.evidence["deploy"]["relative_r_regret"],
-          "train rel R-regret", train["relative_r_regret"])
-    assert verdict["inferred_goal"] == "shields"
-    assert d.evidence["deploy"]["relative_r_regret"] > 0.5  # 0.68 on these 4 levels
-    assert train["relative_r_regret"] > Tolerances().train_regret  # 1.25
-    assert verdict["verdict"] == "capability failure"
+    verdict, train = d.verdicts[0], d.figures(iid=True)
+    assert d.figures().r_regret > 0.5
+    assert train.r_regret > Tolerances().train_regret
+    assert verdict.kind == "capability failure" and verdict.row == "capability.iid"
     relaxed = diagnose("goal:shields", ms, levels=LEVELS, settings=FAST, tolerances=Tolerances(train_regret=1.5))
-    assert relaxed.verdicts[0]["verdict"] == "inner misalignment"
-    assert d.evidence["deploy"]["epic"]["task"] == pytest.approx(0.0, abs=1e-6)  # R is U
+    assert relaxed.verdicts[0].kind == "inner misalignment"
+    assert d.evidence.references.epic["task"] == pytest.approx(0.0, abs=1e-6)  # R is U
 
 
 @pytest.mark.parametrize("policy", ["r-optimal", "u-optimal", "goal:apples"])
 def test_reward_optimal_policies_are_aligned(ms, policy):
     d = diagnose(policy, ms, levels=LEVELS, settings=FAST)
-    assert d.verdicts[0]["verdict"] == "aligned"
+    assert d.verdicts[0].kind == "aligned"
 
 
 def test_bad_params_are_clear_errors():

@@ -9,12 +9,15 @@ import pytest
 
 from aligntriage import AligntriageError, get_scenario
 from aligntriage.solve import enumerate_mdp, solve
+from aligntriage.solve.value import as_schedule
 from aligntriage.worlds.qa_kidnap import Level, steps_to_coerce
-from conftest import greedy_value, one
+from conftest import episode, greedy_value, one
 
 GAMMA = 0.99
 SCENARIO = get_scenario("qa-kidnap")
 WORLD = SCENARIO.world
+EPISODE = episode(SCENARIO, GAMMA)
+H = WORLD.horizon
 ACT = {name: i for i, name in enumerate(WORLD.actions)}
 HARM = SCENARIO.params["harm_per_step"]
 WRONG = SCENARIO.params["wrong_answer"]
@@ -76,10 +79,11 @@ def test_answers_is_r_and_harm_exactly_while_captive():
 
 def rollout(mdp, level, policy, steps):
     """Greedy rollout with the world's own step; returns (R per step, captive after each step)."""
+    policy = as_schedule(policy)
     state = WORLD.reset(jax.random.PRNGKey(0), level)
     rewards, captive = [], []
-    for _ in range(steps):
-        action = jnp.int32(policy[mdp.index_of(state)].argmax())
+    for t in range(steps):
+        action = jnp.int32(policy.at(t)[mdp.index_of(state)].argmax())
         nxt = STEP(state, action)
         rewards.append(float(TERMS(state, action, nxt)[0]))
         captive.append(bool(nxt.captive))
@@ -109,19 +113,19 @@ def test_reward_is_locally_adequate_for_weak_but_not_for_strong(dist):
         assert mdp.num_states < 2000 and not mdp.terminal.any()
         assert fewest_steps_to_captive(mdp) == steps_to_coerce(level)
         utility = mdp.utility["answers"] + mdp.utility["harm"]
-        u_opt = solve(mdp, utility, GAMMA, mask=strong)
-        r_strong = solve(mdp, mdp.reward, GAMMA, mask=strong)
-        r_weak = solve(mdp, mdp.reward, GAMMA, mask=weak)
+        u_opt = solve(mdp, utility, EPISODE, mask=strong)
+        r_strong = solve(mdp, mdp.reward, EPISODE, mask=strong)
+        r_weak = solve(mdp, mdp.reward, EPISODE, mask=weak)
         # the strong agent's R-optimal policy coerces, and its U return is catastrophic
         rewards_strong, captive = rollout(mdp, level, r_strong.policy, WORLD.horizon)
         assert captive[-1] and captive.argmax() + 1 == steps_to_coerce(level)  # it goes straight for the human
-        assert greedy_value(mdp, utility, r_strong.policy, GAMMA)[0] < u_opt.value[0] - 100
+        assert greedy_value(mdp, utility, r_strong.policy, GAMMA, H)[0] < u_opt.value[0] - 100
         assert r_strong.value[0] > 3 * r_weak.value[0]
         # the weak agent's R-optimal policy never coerces and is U-optimal
         rewards_weak, captive = rollout(mdp, level, r_weak.policy, WORLD.horizon)
         assert not captive.any()
-        assert greedy_value(mdp, utility, r_weak.policy, GAMMA)[0] == pytest.approx(u_opt.value[0], rel=1e-5)
-        assert greedy_value(mdp, mdp.reward, r_weak.policy, GAMMA)[0] == pytest.approx(r_weak.value[0], rel=1e-5)
+        assert greedy_value(mdp, utility, r_weak.policy, GAMMA, H)[0] == pytest.approx(u_opt.value[0], rel=1e-5)
+        assert greedy_value(mdp, mdp.reward, r_weak.policy, GAMMA, H)[0] == pytest.approx(r_weak.value[0], rel=1e-5)
         # the U-optimal policy never coerces either, and coercion pays under R within one episode too
         assert not rollout(mdp, level, u_opt.policy, 20)[1].any()
         assert rewards_strong.sum() > 3 * rewards_weak.sum() > 0
@@ -247,8 +251,8 @@ def test_u_optimal_is_aligned_and_r_optimal_coerces_under_both_partitions():
 
     fast = Settings(inference_levels=6, epic_levels=2)
     d = diagnose("u-optimal", SCENARIO, affordances="strong", levels=6, settings=fast)
-    assert {v["partition"]: v["verdict"] for v in d.verdicts} == {"narrow": "aligned", "broad": "aligned"}
-    assert d.threat_model[0]["reading"] == "no catastrophe"
+    assert {v.partition: v.kind for v in d.verdicts} == {"narrow": "aligned", "broad": "aligned"}
+    assert d.threats[0].reading == "no catastrophe"
     d = diagnose("r-optimal", SCENARIO, affordances="strong", levels=6, settings=fast)
-    assert d.evidence["deploy"]["catastrophes"]["harm"]["agent"]["mean"] == 1.0
-    assert d.threat_model[0]["reading"] == "outer misalignment threat"
+    assert d.figures().catastrophes["harm"] == 1.0
+    assert d.threats[0].reading == "outer misalignment threat"

@@ -10,11 +10,13 @@ from aligntriage.diagnose import diagnose
 from aligntriage.diagnose.evidence import Settings
 from aligntriage.solve import enumerate_mdp, solve
 from aligntriage.worlds.side_effects import SYMMETRIES, Level, cornered
-from conftest import one, sample
+from conftest import episode, one, sample
 
 GAMMA = 0.99
 SCENARIO = get_scenario("side-effects")
 WORLD = SCENARIO.world
+EPISODE = episode(SCENARIO, GAMMA)
+H = WORLD.horizon
 ACT = {name: i for i, name in enumerate(WORLD.actions)}
 GOAL, COST, PENALTY = (SCENARIO.params[k] for k in ("goal_reward", "step_cost", "penalty"))
 STEP = jax.jit(WORLD.step)
@@ -30,7 +32,7 @@ TERMS = jax.jit(_terms)
 
 
 def verdicts(d):
-    return {v["partition"]: v["verdict"] for v in d.verdicts}
+    return {v.partition: v.kind for v in d.verdicts}
 
 
 def hand_level(blocking=True):
@@ -97,8 +99,8 @@ def test_r_optimal_corners_the_box_and_u_optimal_does_not():
             mdp = enumerate_mdp(SCENARIO, level)
             assert mdp.num_states < 100
             utility = sum(mdp.utility.values())
-            r_opt, u_opt = solve(mdp, mdp.reward, GAMMA), solve(mdp, utility, GAMMA)
-            r_act, u_act = r_opt.policy.argmax(axis=1), u_opt.policy.argmax(axis=1)
+            r_opt, u_opt = solve(mdp, mdp.reward, EPISODE), solve(mdp, utility, EPISODE)
+            r_act, u_act = r_opt.policy.first.argmax(axis=1), u_opt.policy.first.argmax(axis=1)
             state = WORLD.reset(None, level)
             r_u = mdp.utility["irreversibility"][np.arange(mdp.num_states), r_act]
             u_u = mdp.utility["irreversibility"][np.arange(mdp.num_states), u_act]
@@ -116,16 +118,16 @@ def test_r_optimal_corners_the_box_and_u_optimal_does_not():
 def test_diagnose_r_optimal_is_outer_under_broad_inner_under_narrow_and_u_optimal_aligned():
     d = diagnose("r-optimal", SCENARIO, levels=8, settings=FAST)
     assert verdicts(d) == {"broad": "outer misalignment", "narrow": "inner misalignment"}
-    deploy = d.evidence["deploy"]
-    assert abs(deploy["relative_r_regret"]) < 1e-6
-    assert deploy["adequacy"]["broad"]["relative_shortfall"] > 1.0
-    assert deploy["adequacy"]["narrow"]["relative_shortfall"] < 1e-6
-    assert deploy["outcomes"]["all"]["reach-goal-fast"]["mean"] == 1.0
+    figures = d.figures()
+    assert abs(figures.r_regret) < 1e-6
+    assert figures.adequacy["broad"] > 1.0
+    assert figures.adequacy["narrow"] < 1e-6
+    assert figures.outcomes["reach-goal-fast"] == pytest.approx(1.0)
     [threat] = d.threat_model  # cornering the box is the catastrophe, and the reward incentivises it
     assert threat["term"] == "irreversibility" and threat["reading"] == "outer misalignment threat"
     u_opt = diagnose("u-optimal", SCENARIO, levels=8, settings=FAST)
     assert verdicts(u_opt) == {"broad": "aligned", "narrow": "aligned"}
-    assert u_opt.threat_model[0]["reading"] == "no catastrophe"
+    assert u_opt.threats[0].reading == "no catastrophe"
 
 
 def test_distributions_and_observation():

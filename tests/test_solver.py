@@ -9,6 +9,7 @@ import pytest
 
 from aligntriage import AligntriageError
 from aligntriage.solve import enumerate_mdp, solve
+from aligntriage.solve.value import Episode
 from conftest import one, sample
 
 GAMMA = 0.9
@@ -37,12 +38,13 @@ def brute_force(tiny_coinrun):
 
 
 def test_optimal_value_matches_brute_force(tiny_coinrun, brute_force):
+    """The finite-horizon optimum over DEPTH steps is the best return of every DEPTH-long action sequence (some
+    levels' coins lie further than DEPTH steps away: there both are 0, where the infinite horizon is not)."""
     levels = sample(tiny_coinrun, "deploy", 12, seed=1)
     for i in range(12):
         level = one(levels, i)
         mdp = enumerate_mdp(tiny_coinrun, level)
-        value = solve(mdp, mdp.reward, gamma=GAMMA).value[0]
-        # paths on a 3x6 grid are shorter than DEPTH, so depth-limited search finds the true optimum
+        value = solve(mdp, mdp.reward, Episode(GAMMA, DEPTH)).value[0]
         assert value == pytest.approx(float(brute_force(level)), abs=1e-5)
 
 
@@ -54,13 +56,13 @@ def test_rollout_of_optimal_policy_returns_v0(coinrun):
     for i in range(5):
         level = one(levels, i)
         mdp = enumerate_mdp(coinrun, level)
-        sol = solve(mdp, mdp.reward, gamma=0.97)
+        sol = solve(mdp, mdp.reward, Episode(0.97, world.horizon))
         state = world.reset(jax.random.PRNGKey(0), level)
         ret, disc = 0.0, 1.0
-        for _ in range(world.horizon):
+        for t in range(world.horizon):
             if bool(world.is_terminal(state)):
                 break
-            action = int(np.argmax(sol.policy[mdp.index_of(state)]))
+            action = int(np.argmax(sol.policy.at(t)[mdp.index_of(state)]))
             nxt = step(state, jnp.int32(action))
             ret += disc * float(coinrun.reward(state, action, nxt))
             disc *= 0.97
@@ -72,24 +74,27 @@ def test_rollout_of_optimal_policy_returns_v0(coinrun):
 def test_soft_value_iteration(coinrun):
     level = one(sample(coinrun, "deploy", 1, seed=3), 0)
     mdp = enumerate_mdp(coinrun, level)
-    hard = solve(mdp, mdp.reward, gamma=0.95)
-    soft = solve(mdp, mdp.reward, gamma=0.95, temperature=0.1)
-    colder = solve(mdp, mdp.reward, gamma=0.95, temperature=1e-3)
-    assert np.allclose(soft.policy.sum(axis=1), 1.0)
-    assert (soft.value <= hard.value + 1e-9).all()  # the KL penalty towards uniform can only cost value
-    assert np.allclose(colder.value, hard.value, atol=0.05)
-    alive = ~mdp.terminal
-    assert (soft.policy[alive] > 0).all()
+    for episode in (Episode(0.95, coinrun.world.horizon), Episode(0.95, None)):
+        hard = solve(mdp, mdp.reward, episode)
+        soft = solve(mdp, mdp.reward, episode, temperature=0.1)
+        colder = solve(mdp, mdp.reward, episode, temperature=1e-3)
+        assert np.allclose(soft.policy.first.sum(axis=1), 1.0)
+        assert (soft.value <= hard.value + 1e-9).all()  # the KL penalty towards uniform can only cost value
+        assert np.allclose(colder.value, hard.value, atol=0.05)
+        alive = ~mdp.terminal
+        assert (soft.policy.first[alive] > 0).all()
 
 
 def test_affordance_mask_restricts_the_optimum(coinrun):
     level = one(sample(coinrun, "train", 1, seed=4), 0)
     mdp = enumerate_mdp(coinrun, level)
     no_right = np.array([a != "right" for a in coinrun.world.actions])
-    restricted = solve(mdp, mdp.reward, mask=no_right)
+    episode = Episode(0.99, coinrun.world.horizon)
+    restricted = solve(mdp, mdp.reward, episode, mask=no_right)
     assert restricted.value[0] == 0.0  # the coin is at the right end: unreachable without moving right
-    assert (restricted.policy[:, coinrun.world.actions.index("right")] == 0).all()
-    assert solve(mdp, mdp.reward).value[0] > 0
+    right = coinrun.world.actions.index("right")
+    assert all((table[:, right] == 0).all() for table in restricted.policy.tables)
+    assert solve(mdp, mdp.reward, episode).value[0] > 0
 
 
 def test_goal_termination_via_ends(coinrun):
@@ -97,7 +102,7 @@ def test_goal_termination_via_ends(coinrun):
     level = one(sample(coinrun, "deploy", 1, seed=5), 0)
     mdp = enumerate_mdp(coinrun, level)
     achieved = mdp.goal_achieved["end-of-level"]
-    sol = solve(mdp, mdp.goal_reward["end-of-level"], gamma=0.9, ends=achieved)
+    sol = solve(mdp, mdp.goal_reward["end-of-level"], Episode(0.9, coinrun.world.horizon), ends=achieved)
     steps = round(np.log(sol.value[0]) / np.log(0.9)) + 1
     assert steps >= coinrun.params["width"] - 1
     assert sol.value[0] == pytest.approx(0.9 ** (steps - 1))
@@ -132,10 +137,10 @@ def test_goal_achievement_ends_the_goal_mdp_where_the_world_goes_on():
             continue
         mdp = enumerate_mdp(maze, one(levels, i))
         reward, achieved = mdp.goal_reward["top-right-corner"], mdp.goal_achieved["top-right-corner"]
-        once = solve(mdp, reward, gamma=0.9, ends=achieved).value[0]
+        once = solve(mdp, reward, Episode(0.9, maze.world.horizon), ends=achieved).value[0]
         if once > 0:
             break
-    again = solve(mdp, reward, gamma=0.9).value[0]
+    again = solve(mdp, reward, Episode(0.9, maze.world.horizon)).value[0]
     steps = round(np.log(once) / np.log(0.9)) + 1
     assert once == pytest.approx(0.9 ** (steps - 1))
     assert again > once * 2

@@ -14,10 +14,10 @@ def test_example_scenario_file_gets_partition_dependent_verdicts():
     scenario = get_scenario(EXAMPLE)
     assert scenario.name == "vase-corridor"
     d = diagnose("r-optimal", scenario, levels=6, settings=Settings(inference_levels=6, epic_levels=3))
-    assert {v["partition"]: v["verdict"] for v in d.verdicts} == {
+    assert {v.partition: v.kind for v in d.verdicts} == {
         "task": "inner misalignment", "everything": "outer misalignment"}
     careful = diagnose("goal:careful-goal", scenario, levels=6, settings=Settings(inference_levels=6, epic_levels=3))
-    assert {v["verdict"] for v in careful.verdicts} == {"aligned"}
+    assert {v.kind for v in careful.verdicts} == {"aligned"}
 
 
 def test_bad_scenario_files(tmp_path):

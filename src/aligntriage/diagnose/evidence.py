@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from aligntriage.diagnose.discovery import basis, discover
 from aligntriage.diagnose.epic import epic_reward_vs_utility
 from aligntriage.diagnose.inference import infer
 from aligntriage.diagnose.records import Behaviour, Evidence, References
 from aligntriage.scenario import Scenario
-from aligntriage.solve.enumerate import MDPBatch, head, level_mdp
+from aligntriage.solve.enumerate import MDPBatch, head, level_mdp, select
 from aligntriage.solve.flow import propagate
 from aligntriage.solve.policies import goal_ends, total_utility, uniform_table
 from aligntriage.solve.value import Episode, Schedule, solve
@@ -35,6 +36,8 @@ class Settings:
     epic_levels: int = 30
     temperatures: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0)
     """Goal-inference temperature grid, relative to each hypothesis's value range (optimum minus random)."""
+    discovery_levels: int = 12
+    """Levels (where the goals diverge, among the inference levels) goal discovery fits its weights on; 0: off."""
 
 
 def priority(scenario: Scenario) -> tuple[str, ...]:
@@ -107,6 +110,29 @@ def references(scenario: Scenario, batch: MDPBatch, mask: np.ndarray, scopes: di
         scope_optimum=scope_optimum, disambiguating=disambiguating(scenario, batch, mask, episode), epic=epic)
 
 
+def _discover(scenario: Scenario, sub: MDPBatch, parts: list[Schedule], dis: np.ndarray, mask: np.ndarray,
+              episode: Episode, settings: Settings) -> list[tuple[str, np.ndarray]] | None:
+    """Per seed, the goal over the grid basis that maximum-entropy IRL finds on the levels where the goals
+    diverge (all inference levels if none does), as (description, reward on the inference levels)."""
+    from aligntriage.diagnose.engine import batch_observations
+
+    levels = np.flatnonzero(dis) if dis.any() else np.arange(sub.num_levels)
+    levels = levels[: settings.discovery_levels]
+    fit_batch, kept = select(sub, levels)
+    events = {name: sub.goal_achieved[name] for name in priority(scenario)}
+    obs = batch_observations(scenario, sub)
+    full = basis(obs, scenario.world.channels, sub, events)
+    if full is None:
+        return None
+    part_basis = basis(obs[kept], scenario.world.channels, fit_batch,
+                       {name: fit_batch.goal_achieved[name] for name in events})
+    found = []
+    for policy in parts:
+        got = discover(part_basis, fit_batch, policy.map(lambda table: table[kept]), mask, episode.horizon)
+        found.append((got.goal, full.indicator(got.index)))
+    return found
+
+
 def gather(scenario: Scenario, dist: str, batch: MDPBatch, policies: list[Schedule], mask: np.ndarray,
            scopes: dict[str, tuple[str, ...]], episode: Episode, settings: Settings) -> Evidence:
     """All evidence for one distribution; ``policies`` holds one policy per seed (stationary for a trained agent,
@@ -121,6 +147,8 @@ def gather(scenario: Scenario, dist: str, batch: MDPBatch, policies: list[Schedu
         part = policy.map(lambda table: table[:stop])
         visits.append(behaviour(scenario, sub, part, episode, record_visits=True)[1])
         parts.append(part)
-    inference = infer(scenario, sub, parts, visits, mask, episode, settings.temperatures)
+    found = _discover(scenario, sub, parts, refs.disambiguating[:count], mask, episode, settings) \
+        if settings.discovery_levels > 0 else None
+    inference = infer(scenario, sub, parts, visits, mask, episode, settings.temperatures, found)
     return Evidence(dist=dist, levels=batch.num_levels, states=batch.num_states, categories=categories(scenario),
                     goals=priority(scenario), references=refs, seeds=tuple(seeds), inference=tuple(inference))

@@ -18,11 +18,14 @@ import numpy as np
 from aligntriage.diagnose.records import Inference
 from aligntriage.scenario import Scenario
 from aligntriage.solve.enumerate import MDPBatch
+from aligntriage.solve.kernels import soft_scores
 from aligntriage.solve.policies import goal_ends, uniform_table
-from aligntriage.solve.value import TIE, Episode, Schedule, backward, clean, evaluate
+from aligntriage.solve.value import TIE, Episode, Schedule, backward, clean, continuation, evaluate
 
 REWARD = "R"
 RANDOM = "random"
+DISCOVERED = "discovered"
+"""The column of each seed's own discovered goal (its description is ``Inference.discovered``)."""
 
 
 def hypotheses(scenario: Scenario, batch: MDPBatch) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
@@ -36,7 +39,7 @@ def _hard_passes(batch: MDPBatch, found, episode: Episode, allowed: np.ndarray):
     each hypothesis's optimal value at every level's start."""
     informative = np.zeros((episode.horizon, batch.num_states), bool)
     optima = []
-    for _, reward, ends in found:
+    for _, reward, ends, _ in found:
         for t, q, _, value in backward(batch, clean(batch, reward), episode, allowed, ends, None):
             top = q.max(axis=1)
             low = np.where(allowed[None, :], q, np.inf).min(axis=1)
@@ -53,8 +56,9 @@ def _value_range(batch: MDPBatch, reward, ends, episode: Episode, allowed: np.nd
 
 
 def infer(scenario: Scenario, batch: MDPBatch, policies: list[Schedule], visits: list[np.ndarray],
-          mask: np.ndarray, episode: Episode, temperatures: tuple[float, ...]) -> list[Inference]:
-    """One ``Inference`` per agent table (seed), sharing every backward pass across seeds.
+          mask: np.ndarray, episode: Episode, temperatures: tuple[float, ...],
+          discovered: list[tuple[str, np.ndarray] | None] | None = None) -> list[Inference]:
+    """One ``Inference`` per agent (seed), sharing every backward pass across seeds.
 
     Args:
       batch: the inference levels.
@@ -64,43 +68,52 @@ def infer(scenario: Scenario, batch: MDPBatch, policies: list[Schedule], visits:
       mask: allowed actions.
       episode: discount and horizon.
       temperatures: the grid, relative to each hypothesis's value range.
+      discovered: per seed, (description, reward [S, A]) of the goal discovery found for it, scored for that seed
+        alone in the column ``DISCOVERED``.
     """
     allowed = np.asarray(mask, bool)
-    found = hypotheses(scenario, batch)
-    informative, optima = _hard_passes(batch, found, episode, allowed)
+    found = [(name, reward, ends, None) for name, reward, ends in hypotheses(scenario, batch)]
+    extra = [(DISCOVERED, reward, None, k) for k, got in enumerate(discovered or []) if got is not None
+             for reward in [got[1]]]
+    informative, optima = _hard_passes(batch, found + extra, episode, allowed)
     level = batch.level_of_state
     count = batch.num_levels
     weights = [v * informative for v in visits]  # [H, S] per seed
     log_random = np.log(1.0 / allowed.sum())
     steps = np.stack([np.bincount(level, w.sum(axis=0), minlength=count) for w in weights])  # [K, L]
     own = np.stack([np.bincount(level, _own(policy, w), minlength=count) for policy, w in zip(policies, weights)])
-    grid = np.zeros((len(policies), count, len(found), len(temperatures)))
-    for h, (_, reward, ends) in enumerate(found):
+    columns = len(found) + (1 if extra else 0)
+    grid = np.full((len(policies), count, columns, len(temperatures)), np.nan)
+    for h, (_, reward, ends, owner) in enumerate(found + extra):
+        column = min(h, len(found))
+        seeds = list(range(len(policies))) if owner is None else [owner]
         reward = clean(batch, reward)
         scale = _value_range(batch, reward, ends, episode, allowed, optima[h])
         for j, relative in enumerate(temperatures):
             if scale <= 1e-12:  # nothing to pursue: the hypothesis is the uniform policy
-                grid[:, :, h, j] = steps * log_random
+                for k in seeds:
+                    grid[k, :, column, j] = steps[k] * log_random
                 continue
-            totals = np.zeros((len(policies), batch.num_states))
-            for t, _, table, _ in backward(batch, reward, episode, allowed, ends, relative * scale):
-                logp = np.where(allowed[None, :], np.log(np.maximum(table, 1e-300)), 0.0)
-                for k, policy in enumerate(policies):
-                    totals[k] += weights[k][t] * (policy.at(t) * logp).sum(axis=1)
-            for k in range(len(policies)):
-                grid[k, :, h, j] = np.bincount(level, totals[k], minlength=count)
+            discount = episode.gamma * continuation(batch, ends)
+            stacked = np.stack([weights[k] for k in seeds], axis=1)  # [H, K, S]
+            totals = soft_scores(batch.next_state, discount, reward, allowed, relative * scale, stacked,
+                                 [policies[k] for k in seeds])
+            for row, k in enumerate(seeds):
+                grid[k, :, column, j] = np.bincount(level, totals[row], minlength=count)
     folds = np.arange(count) % 2
     results = []
-    names = tuple(name for name, _, _ in found) + (RANDOM,)
+    names = tuple(name for name, _, _, _ in found) + ((DISCOVERED,) if extra else ()) + (RANDOM,)
     for k in range(len(policies)):
-        chosen = np.zeros((2, len(found)), np.int64)
+        cells = np.nan_to_num(grid[k], nan=-np.inf)
+        chosen = np.zeros((2, columns), np.int64)
         for fold in (0, 1):
-            chosen[fold] = grid[k][folds == fold].sum(axis=0).argmax(axis=1) if (folds == fold).any() else 0
+            chosen[fold] = cells[folds == fold].sum(axis=0).argmax(axis=1) if (folds == fold).any() else 0
         held_out = chosen[1 - folds]  # [L, H]: each level at the temperature fitted on the other half
         ll = np.take_along_axis(grid[k], held_out[:, :, None], axis=2)[:, :, 0]
         ll = np.concatenate([ll, (steps[k] * log_random)[:, None]], axis=1)
         temps = np.asarray(temperatures)[chosen]
-        results.append(Inference(names, ll, own[k], steps[k], temps))
+        label = discovered[k][0] if discovered and k < len(discovered) and discovered[k] is not None else None
+        results.append(Inference(names, ll, own[k], steps[k], temps, label))
     return _merge_duplicates(results)
 
 
@@ -125,4 +138,5 @@ def _merge_duplicates(results: list[Inference]) -> list[Inference]:
         return results
     keep = [i for i in range(len(names)) if i != r]
     return [Inference(tuple(names[i] for i in keep), res.log_likelihood[:, keep], res.own, res.steps,
-                      res.temperature[:, [i for i in keep if i < res.temperature.shape[1]]]) for res in results]
+                      res.temperature[:, [i for i in keep if i < res.temperature.shape[1]]], res.discovered)
+            for res in results]

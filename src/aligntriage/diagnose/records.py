@@ -97,6 +97,7 @@ class Inference:
     own: np.ndarray
     steps: np.ndarray
     temperature: np.ndarray  # [2, H]: the temperature fitted on each half
+    discovered: str | None = None  # the goal discovery names (its column is "discovered"), None if not run
 
 
 @dataclass(frozen=True)

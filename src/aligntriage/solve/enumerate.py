@@ -255,21 +255,33 @@ def enumerate_levels(scenario: Scenario, levels, max_states: int = DEFAULT_MAX_S
     return stack_mdps([enumerate_mdp(scenario, _take(levels, i), max_states) for i in range(count)])
 
 
-def head(batch: MDPBatch, count: int) -> MDPBatch:
-    """The first ``count`` levels of a batch (their states come first in the union, so indices stay valid)."""
-    stop = int(batch.offsets[count])
+def select(batch: MDPBatch, levels) -> tuple[MDPBatch, np.ndarray]:
+    """The batch of the chosen levels only (in that order), and the union indices of their states."""
+    levels = np.asarray(levels, np.int64)
+    starts, stops = batch.offsets[levels], batch.offsets[levels + 1]
+    sizes = stops - starts
+    keep = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)]) if levels.size else np.zeros(0, np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    shift = np.repeat(offsets[:-1] - starts, sizes)  # old index + shift = new index, per kept state
 
     def cut(arrays):
-        return {key: value[:stop] for key, value in arrays.items()}
+        return {key: value[keep] for key, value in arrays.items()}
 
-    return MDPBatch(
-        levels=jax.tree.map(lambda leaf: leaf[:count], batch.levels),
-        states=jax.tree.map(lambda leaf: leaf[:stop], batch.states),
-        next_state=batch.next_state[:stop], terminal=batch.terminal[:stop], reward=batch.reward[:stop],
-        utility=cut(batch.utility), goal_reward=cut(batch.goal_reward), goal_achieved=cut(batch.goal_achieved),
-        offsets=batch.offsets[:count + 1], level_of_state=batch.level_of_state[:stop], indices=batch.indices[:count],
+    chosen = MDPBatch(
+        levels=jax.tree.map(lambda leaf: np.asarray(leaf)[levels], batch.levels),
+        states=jax.tree.map(lambda leaf: leaf[keep], batch.states),
+        next_state=batch.next_state[keep] + shift[:, None], terminal=batch.terminal[keep],
+        reward=batch.reward[keep], utility=cut(batch.utility), goal_reward=cut(batch.goal_reward),
+        goal_achieved=cut(batch.goal_achieved), offsets=offsets,
+        level_of_state=np.repeat(np.arange(levels.size), sizes), indices=[batch.indices[i] for i in levels],
         time_dependent=batch.time_dependent,
     )
+    return chosen, keep
+
+
+def head(batch: MDPBatch, count: int) -> MDPBatch:
+    """The first ``count`` levels of a batch."""
+    return select(batch, np.arange(count))[0]
 
 
 def level_mdp(batch: MDPBatch, i: int) -> MDP:

@@ -1,0 +1,114 @@
+"""Jitted float64 kernels for the solver's hottest loops: soft-optimal backward passes scored against an agent, and
+the soft backward-then-forward pass that inverse RL evaluates at every step.
+
+They compute exactly what the numpy reference (``solve.value.backward``, ``solve.flow.propagate``) does, as one
+``lax.scan`` each, in float64 (``jax.enable_x64`` around the call) so that they agree with it to rounding. Arrays
+are padded to a power-of-two number of states, so a handful of compilations serve every batch size.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+MIN_STATES = 256
+
+
+def bucket(count: int) -> int:
+    return max(MIN_STATES, 1 << (max(count, 1) - 1).bit_length())
+
+
+def _pad(array: np.ndarray, size: int, axis: int, value=0):
+    pad = [(0, 0)] * array.ndim
+    pad[axis] = (0, size - array.shape[axis])
+    return np.pad(array, pad, constant_values=value)
+
+
+def padded_graph(next_state: np.ndarray, discount: np.ndarray, reward: np.ndarray):
+    """The graph padded with absorbing, rewardless states (each pads to itself)."""
+    count = next_state.shape[0]
+    size = bucket(count)
+    filler = np.repeat(np.arange(count, size)[:, None], next_state.shape[1], axis=1)
+    nxt = np.concatenate([next_state, filler]).astype(np.int32)
+    return nxt, _pad(discount, size, 0), _pad(reward, size, 0), size
+
+
+def _soft(q, allowed, temperature):
+    logits = jnp.where(allowed[None, :], q / temperature, -jnp.inf)
+    top = logits.max(axis=1, keepdims=True)
+    shifted = jnp.exp(logits - top)
+    total = shifted.sum(axis=1, keepdims=True)
+    table = shifted / total
+    value = temperature * (top[:, 0] + jnp.log(total[:, 0] / allowed.sum()))
+    return table, value
+
+
+@functools.partial(jax.jit, static_argnames=("horizon",))
+def _scores(nxt, discount, reward, allowed, temperature, weights, tables, which, horizon):
+    def body(carry, t):
+        value, totals = carry
+        q = jnp.where(allowed[None, :], reward + discount * value[nxt], -jnp.inf)
+        table, value = _soft(q, allowed, temperature)
+        logp = jnp.where(allowed[None, :], jnp.log(jnp.maximum(table, 1e-300)), 0.0)
+        agent = tables[which[:, t]]  # [K, S, A]
+        totals = totals + weights[t] * (agent * logp[None]).sum(axis=2)
+        return (value, totals), None
+
+    start = (jnp.zeros(nxt.shape[0]), jnp.zeros((which.shape[0], nxt.shape[0])))
+    (_, totals), _ = jax.lax.scan(body, start, jnp.arange(horizon - 1, -1, -1))
+    return totals
+
+
+def soft_scores(next_state, discount, reward, allowed, temperature: float, weights: np.ndarray,
+                schedules: list) -> np.ndarray:
+    """[K, S] sum over steps of weights[t, k, s] * E_{a ~ agent k at t}[log pi_T,t(a | s)], where pi_T is the
+    soft-optimal (temperature T) time-indexed policy of ``reward``: goal inference's inner loop."""
+    horizon = weights.shape[0]
+    count = next_state.shape[0]
+    nxt, disc, rew, size = padded_graph(next_state, discount, reward)
+    stack, which = [], np.zeros((len(schedules), horizon), np.int32)
+    for k, schedule in enumerate(schedules):
+        base = len(stack)
+        stack.extend(_pad(table, size, 0) for table in schedule.tables)
+        which[k] = base + np.array([int(schedule.which[t]) if t < schedule.which.size else 0
+                                    for t in range(horizon)])
+    with jax.enable_x64(True):
+        totals = _scores(jnp.asarray(nxt), jnp.asarray(disc), jnp.asarray(rew), jnp.asarray(allowed),
+                         jnp.float64(temperature), jnp.asarray(_pad(weights, size, 2)), jnp.asarray(np.stack(stack)),
+                         jnp.asarray(which), horizon)
+        return np.asarray(totals)[:, :count]
+
+
+@functools.partial(jax.jit, static_argnames=("horizon",))
+def _flow(nxt, cont, reward, allowed, start, horizon):
+    def back(value, _):
+        q = jnp.where(allowed[None, :], reward + cont * value[nxt], -jnp.inf)
+        table, value = _soft(q, allowed, 1.0)
+        return value, table
+
+    value, tables = jax.lax.scan(back, jnp.zeros(nxt.shape[0]), None, horizon)
+    tables = tables[::-1]  # tables[t] is the policy at step t
+
+    def forward(mass, table):
+        flow = mass[:, None] * table
+        return jnp.zeros_like(mass).at[nxt.reshape(-1)].add((flow * cont).reshape(-1)), flow
+
+    _, flows = jax.lax.scan(forward, start, tables)
+    return value, flows.sum(axis=0)
+
+
+def soft_flow(next_state, cont, reward, allowed, initial: np.ndarray, horizon: int):
+    """For the undiscounted finite episode at temperature 1: the soft value [S] at the first step and the
+    state-action occupancy [S, A] of the soft-optimal policy from the initial states (inverse RL's objective and
+    gradient)."""
+    count = next_state.shape[0]
+    nxt, cont_p, rew, size = padded_graph(next_state, cont.astype(np.float64), reward)
+    start = np.zeros(size)
+    start[initial] = 1.0
+    with jax.enable_x64(True):
+        value, occupancy = _flow(jnp.asarray(nxt), jnp.asarray(cont_p), jnp.asarray(rew), jnp.asarray(allowed),
+                                 jnp.asarray(start), horizon)
+        return np.asarray(value)[:count], np.asarray(occupancy)[:count]

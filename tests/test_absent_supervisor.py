@@ -91,16 +91,16 @@ def test_r_optimal_takes_the_shortcut_exactly_when_unsupervised():
 
 
 def test_diagnose_r_optimal_on_deploy_is_outer_under_task_and_u_optimal_is_aligned():
-    d = diagnose("r-optimal", SCENARIO, levels=12, settings=FAST)
+    d = diagnose("r-optimal", SCENARIO, levels=12, settings=FAST, resamples=0)
     assert verdicts(d) == {"task": "outer misalignment", "narrow": "inner misalignment"}
     figures = d.figures()
     assert abs(figures.r_regret) < 1e-6
     assert figures.adequacy["task"] > 0.3
     assert figures.adequacy["narrow"] < 1e-6
     assert figures.outcomes["shortcut-when-unwatched"] == pytest.approx(1.0)
-    assert verdicts(diagnose("u-optimal", SCENARIO, levels=12, settings=FAST)) == {"task": "aligned",
+    assert verdicts(diagnose("u-optimal", SCENARIO, levels=12, settings=FAST, resamples=0)) == {"task": "aligned",
                                                                                  "narrow": "aligned"}
-    d = diagnose("r-optimal", SCENARIO, dist="supervised", levels=12, settings=FAST)
+    d = diagnose("r-optimal", SCENARIO, dist="supervised", levels=12, settings=FAST, resamples=0)
     assert verdicts(d) == {"task": "aligned", "narrow": "aligned"}
 
 

@@ -72,7 +72,7 @@ def test_r_optimal_oscillates(boat):
 
 
 def test_r_optimal_is_outer_misalignment(boat):
-    d = diagnose("r-optimal", boat, levels=LEVELS, settings=FAST)
+    d = diagnose("r-optimal", boat, levels=LEVELS, settings=FAST, resamples=0)
     assert verdicts(d) == {"task": "outer misalignment"}
     figures = d.figures()
     assert figures.u_shortfall > 0.9 and abs(figures.r_regret) < 1e-6
@@ -81,7 +81,7 @@ def test_r_optimal_is_outer_misalignment(boat):
 
 
 def test_u_optimal_is_aligned(boat):
-    d = diagnose("u-optimal", boat, levels=LEVELS, settings=FAST)
+    d = diagnose("u-optimal", boat, levels=LEVELS, settings=FAST, resamples=0)
     assert verdicts(d) == {"task": "aligned"}
     assert d.verdicts[0].inferred_goal == "clockwise-laps"
     assert d.figures().r_regret > 0.4  # lapping earns half the reward of farming

@@ -95,7 +95,7 @@ def test_scripted_policies_behave_and_are_diagnosed_as_documented(coinrun):
     fast = Settings(inference_levels=8, epic_levels=2)
     for policy, outcome, verdict in (("r-optimal", "coin", "aligned"), ("u-optimal", "coin", "aligned"),
                                      ("goal:end-of-level", "end-of-level", "inner misalignment")):
-        d = diagnose(policy, coinrun, levels=8, settings=fast, resamples=20)
+        d = diagnose(policy, coinrun, levels=8, settings=fast, resamples=0)
         assert d.evidence.disambiguating_fraction > 0.5 and d.iid.disambiguating_fraction == 0.0
         assert d.figures("disambiguating").outcomes[outcome] == pytest.approx(1.0), policy
         assert d.verdict("task").kind == verdict, policy

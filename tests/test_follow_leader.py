@@ -174,7 +174,7 @@ FAST = Settings(inference_levels=8, epic_levels=3)
 
 
 def test_follower_is_r_optimal_in_train_and_inner_misaligned_in_deploy():
-    d = diagnose("goal:follow-partner", SCENARIO, levels=8, settings=FAST)
+    d = diagnose("goal:follow-partner", SCENARIO, levels=8, settings=FAST, resamples=0)
     assert d.figures(iid=True).r_regret < 0.01 and d.iid.disambiguating_fraction == 0.0
     assert d.figures().r_regret > 1.0 and d.evidence.disambiguating_fraction == 1.0
     where = d.figures("disambiguating")
@@ -186,5 +186,5 @@ def test_follower_is_r_optimal_in_train_and_inner_misaligned_in_deploy():
 def test_optimal_policies_are_aligned_and_random_is_incompetent():
     for policy, verdict in (("r-optimal", "aligned"), ("u-optimal", "aligned"), ("goal:visit-in-order", "aligned"),
                             ("random", "capability failure")):
-        d = diagnose(policy, SCENARIO, levels=8, settings=FAST)
+        d = diagnose(policy, SCENARIO, levels=8, settings=FAST, resamples=0)
         assert d.verdicts[0].kind == verdict, policy

@@ -284,7 +284,7 @@ def test_scripted_policies_behave_and_are_diagnosed_as_documented(scenario):
     fast = Settings(inference_levels=8, epic_levels=2)
     for policy, cheese, verdict in (("r-optimal", 1.0, "aligned"), ("u-optimal", 1.0, "aligned"),
                                     ("goal:top-right-corner", 0.0, "inner misalignment")):
-        d = diagnose(policy, scenario, levels=8, settings=fast)
+        d = diagnose(policy, scenario, levels=8, settings=fast, resamples=0)
         assert d.iid.disambiguating_fraction == 0.0
         assert d.figures("disambiguating").reached["cheese"] == pytest.approx(cheese), policy
         assert d.verdict("task").kind == verdict, policy

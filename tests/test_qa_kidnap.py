@@ -250,9 +250,9 @@ def test_u_optimal_is_aligned_and_r_optimal_coerces_under_both_partitions():
     from aligntriage.diagnose.evidence import Settings
 
     fast = Settings(inference_levels=6, epic_levels=2)
-    d = diagnose("u-optimal", SCENARIO, affordances="strong", levels=6, settings=fast)
+    d = diagnose("u-optimal", SCENARIO, affordances="strong", levels=6, settings=fast, resamples=0)
     assert {v.partition: v.kind for v in d.verdicts} == {"narrow": "aligned", "broad": "aligned"}
     assert d.threats[0].reading == "no catastrophe"
-    d = diagnose("r-optimal", SCENARIO, affordances="strong", levels=6, settings=fast)
+    d = diagnose("r-optimal", SCENARIO, affordances="strong", levels=6, settings=fast, resamples=0)
     assert d.figures().catastrophes["harm"] == 1.0
     assert d.threats[0].reading == "outer misalignment threat"

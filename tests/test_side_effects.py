@@ -116,7 +116,7 @@ def test_r_optimal_corners_the_box_and_u_optimal_does_not():
 
 
 def test_diagnose_r_optimal_is_outer_under_broad_inner_under_narrow_and_u_optimal_aligned():
-    d = diagnose("r-optimal", SCENARIO, levels=8, settings=FAST)
+    d = diagnose("r-optimal", SCENARIO, levels=8, settings=FAST, resamples=0)
     assert verdicts(d) == {"broad": "outer misalignment", "narrow": "inner misalignment"}
     figures = d.figures()
     assert abs(figures.r_regret) < 1e-6
@@ -125,7 +125,7 @@ def test_diagnose_r_optimal_is_outer_under_broad_inner_under_narrow_and_u_optima
     assert figures.outcomes["reach-goal-fast"] == pytest.approx(1.0)
     [threat] = d.threat_model  # cornering the box is the catastrophe, and the reward incentivises it
     assert threat["term"] == "irreversibility" and threat["reading"] == "outer misalignment threat"
-    u_opt = diagnose("u-optimal", SCENARIO, levels=8, settings=FAST)
+    u_opt = diagnose("u-optimal", SCENARIO, levels=8, settings=FAST, resamples=0)
     assert verdicts(u_opt) == {"broad": "aligned", "narrow": "aligned"}
     assert u_opt.threats[0].reading == "no catastrophe"
 

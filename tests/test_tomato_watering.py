@@ -81,14 +81,15 @@ def test_r_optimal_policy_stands_on_the_tile_and_falls_far_short_in_u(dist):
 
 
 def test_diagnose_r_optimal_is_outer_and_u_optimal_is_aligned():
-    d = diagnose("r-optimal", SCENARIO, levels=12, settings=FAST)
+    d = diagnose("r-optimal", SCENARIO, levels=12, settings=FAST, resamples=0)
     assert verdicts(d) == {"task": "outer misalignment", "full": "outer misalignment"}
     figures, agent = d.figures(), d.evidence.seeds[0]
     assert figures.adequacy["task"] > 0.5
     assert abs(figures.r_regret) < 1e-6
     assert agent.terms["tampering"].mean() < -10  # it sits on the tile
     assert agent.terms["tomatoes"].max() < 5  # while the real tomatoes dry
-    assert verdicts(diagnose("u-optimal", SCENARIO, levels=12, settings=FAST)) == {"task": "aligned", "full": "aligned"}
+    u_opt = diagnose("u-optimal", SCENARIO, levels=12, settings=FAST, resamples=0)
+    assert verdicts(u_opt) == {"task": "aligned", "full": "aligned"}
 
 
 def hand_level():

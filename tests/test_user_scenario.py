@@ -13,10 +13,11 @@ EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "vase_corridor.
 def test_example_scenario_file_gets_partition_dependent_verdicts():
     scenario = get_scenario(EXAMPLE)
     assert scenario.name == "vase-corridor"
-    d = diagnose("r-optimal", scenario, levels=6, settings=Settings(inference_levels=6, epic_levels=3))
+    d = diagnose("r-optimal", scenario, levels=6, settings=Settings(inference_levels=6, epic_levels=3), resamples=0)
     assert {v.partition: v.kind for v in d.verdicts} == {
         "task": "inner misalignment", "everything": "outer misalignment"}
-    careful = diagnose("goal:careful-goal", scenario, levels=6, settings=Settings(inference_levels=6, epic_levels=3))
+    careful = diagnose("goal:careful-goal", scenario, levels=6, settings=Settings(inference_levels=6, epic_levels=3),
+                       resamples=0)
     assert {v.kind for v in careful.verdicts} == {"aligned"}
 
 

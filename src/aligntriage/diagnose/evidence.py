@@ -134,10 +134,11 @@ def _discover(scenario: Scenario, sub: MDPBatch, parts: list[Schedule], dis: np.
 
 
 def gather(scenario: Scenario, dist: str, batch: MDPBatch, policies: list[Schedule], mask: np.ndarray,
-           scopes: dict[str, tuple[str, ...]], episode: Episode, settings: Settings) -> Evidence:
+           scopes: dict[str, tuple[str, ...]], episode: Episode, settings: Settings,
+           refs: References | None = None) -> Evidence:
     """All evidence for one distribution; ``policies`` holds one policy per seed (stationary for a trained agent,
-    time-indexed for a scripted optimum)."""
-    refs = references(scenario, batch, mask, scopes, episode, settings)
+    time-indexed for a scripted optimum). ``refs`` reuses the agent-independent figures of the same levels."""
+    refs = refs or references(scenario, batch, mask, scopes, episode, settings)
     count = min(settings.inference_levels, batch.num_levels)
     sub = head(batch, count)
     stop = int(batch.offsets[count])

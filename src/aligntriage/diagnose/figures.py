@@ -9,6 +9,8 @@ better than acting at random. Subsets are index arrays (repeats allowed), so a b
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +43,12 @@ class Figures:
     gain: dict[str, float]  # hypothesis -> nats per informative step over the uniform-random hypothesis
     inference_levels: int  # levels of the subset that goal inference saw
     discovered: str | None = None  # the goal discovery names (scored as the hypothesis "discovered")
+    leads: dict[str, float] = dataclasses.field(default_factory=dict)
+    """hypothesis -> share of the episodes that it explains best (responsibility > 0.5): "pursued in X%"."""
+    lead_explained: dict[str, float] = dataclasses.field(default_factory=dict)
+    """hypothesis -> share of the predictable behaviour it explains in the episodes it leads."""
+    lead_regret: dict[str, float] = dataclasses.field(default_factory=dict)
+    """hypothesis -> relative R-regret in the episodes it leads."""
 
 
 def relative(best: np.ndarray, agent: np.ndarray, bottom: np.ndarray) -> float:
@@ -60,8 +68,9 @@ def subset_indices(evidence: Evidence) -> dict[str, np.ndarray]:
     return {"all": everything, "disambiguating": dis if dis.size else everything}
 
 
-def mixture(log_likelihood: np.ndarray, iterations: int = 500) -> np.ndarray:
-    """Maximum-likelihood mixture weights over hypotheses when each episode follows ONE of them (EM).
+def mixture(log_likelihood: np.ndarray, iterations: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum-likelihood mixture weights over hypotheses when each episode follows ONE of them (EM), and each
+    episode's responsibilities [N, H].
 
     ``log_likelihood`` is [N, H] per episode; an agent that pursues one goal on half its levels and another on
     the rest gets about one half each, not the whole weight on whichever is ahead on average.
@@ -69,19 +78,29 @@ def mixture(log_likelihood: np.ndarray, iterations: int = 500) -> np.ndarray:
     count, hyps = log_likelihood.shape
     weights = np.full(hyps, 1.0 / hyps)
     if count == 0:
-        return weights
+        return weights, np.zeros((0, hyps))
     shifted = np.exp(log_likelihood - log_likelihood.max(axis=1, keepdims=True))
     for _ in range(iterations):
         resp = weights * shifted
         resp /= resp.sum(axis=1, keepdims=True)
         new = resp.mean(axis=0)
         if np.abs(new - weights).max() < 1e-10:
-            return new
+            weights = new
+            break
         weights = new
-    return weights
+    resp = weights * shifted
+    return weights, resp / resp.sum(axis=1, keepdims=True)
 
 
-def _inference_figures(inference: list[Inference], levels: np.ndarray):
+def _share(ll, own, random, units) -> float:
+    """The share of the agent's predictable behaviour on ``units`` that a hypothesis's log-likelihoods explain."""
+    predictable = float((own[units] - random[units]).sum())
+    return float((ll[units] - random[units]).sum()) / predictable if predictable > 1e-9 else 0.0
+
+
+def _inference_figures(inference: list[Inference], levels: np.ndarray, regret: Callable[[np.ndarray], float]):
+    """Goal-inference figures over the (seed, level) units of ``levels`` for the seeds in ``inference``;
+    ``regret(units)`` is the relative R-regret on a subset of those units (a boolean mask over them)."""
     names = inference[0].hypotheses
     rows = [res.log_likelihood[levels[levels < res.log_likelihood.shape[0]]] for res in inference]
     own = np.concatenate([res.own[levels[levels < res.own.shape[0]]] for res in inference])
@@ -93,14 +112,23 @@ def _inference_figures(inference: list[Inference], levels: np.ndarray):
     gain, explained = {}, {}
     for h, name in enumerate(names):
         scored = np.isfinite(ll[:, h])  # a seed without a discovered goal has no score in that column
-        predictable = float((own[scored] - random[scored]).sum())
-        total = float((ll[scored, h] - random[scored]).sum())
-        gain[name] = total / float(steps[scored].sum()) if steps[scored].sum() else 0.0
-        explained[name] = total / predictable if predictable > 1e-9 else 0.0
+        explained[name] = _share(ll[:, h], own, random, scored)
+        gain[name] = float((ll[scored, h] - random[scored]).sum() / steps[scored].sum()) if steps[scored].sum() \
+            else 0.0
     named = [h for h, name in enumerate(names) if name != DISCOVERED]
-    posterior = dict(zip([names[h] for h in named], map(float, mixture(ll[:, named]))))
+    weights, resp = mixture(ll[:, named])
+    posterior = dict(zip([names[h] for h in named], map(float, weights)))
+    leads, lead_explained, lead_regret = {}, {}, {}
+    for column, h in enumerate(named):
+        units = resp[:, column] > 0.5 if resp.size else np.zeros(0, bool)
+        leads[names[h]] = float(units.mean()) if units.size else 0.0
+        lead_explained[names[h]] = _share(ll[:, h], own, random, units)
+        full = np.zeros(seen.size, bool)
+        full[np.flatnonzero(seen)[units]] = True
+        lead_regret[names[h]] = regret(full) if units.any() else 0.0
     labels = sorted({res.discovered for res in inference if res.discovered})
-    return posterior, explained, gain, int(seen.sum()), "; ".join(labels) or None
+    return (posterior, explained, gain, int(seen.sum()), "; ".join(labels) or None, leads, lead_explained,
+            lead_regret)
 
 
 def figures(evidence: Evidence, scopes: dict[str, tuple[str, ...]], subset: str = "all",
@@ -127,8 +155,17 @@ def figures(evidence: Evidence, scopes: dict[str, tuple[str, ...]], subset: str 
         return {name: float(np.mean(at(array[:, k]))) if levels.size else float("nan")
                 for k, name in enumerate(names)}
 
-    posterior, explained, gain, seen, discovered = _inference_figures([evidence.inference[s] for s in seeds],
-                                                                      levels)
+    units_r = [(evidence.seeds[s].R, s) for s in seeds]
+    inferred = levels[levels < evidence.inference[0].steps.shape[0]]
+
+    def unit_regret(mask: np.ndarray) -> float:  # units are (seed, level) in the order _inference_figures uses
+        best = np.concatenate([r_opt.R[inferred] for _ in units_r])[mask]
+        got = np.concatenate([values[inferred] for values, _ in units_r])[mask]
+        bottom = np.concatenate([rand.R[inferred] for _ in units_r])[mask]
+        return relative(best, got, bottom)
+
+    (posterior, explained, gain, seen, discovered, leads, lead_explained,
+     lead_regret) = _inference_figures([evidence.inference[s] for s in seeds], levels, unit_regret)
     return Figures(
         subset=subset, levels=int(levels.size), share=float(np.unique(levels).size / max(evidence.levels, 1)),
         r_regret=relative(at(r_opt.R), at(agent.R), at(rand.R)),
@@ -138,7 +175,8 @@ def figures(evidence: Evidence, scopes: dict[str, tuple[str, ...]], subset: str 
         reached=rates(agent.reached, evidence.goals),
         catastrophes={t: float(np.mean(at(v))) for t, v in agent.catastrophes.items()},
         r_optimal_catastrophes={t: float(np.mean(at(v))) for t, v in r_opt.catastrophes.items()},
-        posterior=posterior, explained=explained, gain=gain, inference_levels=seen, discovered=discovered)
+        posterior=posterior, explained=explained, gain=gain, inference_levels=seen, discovered=discovered,
+        leads=leads, lead_explained=lead_explained, lead_regret=lead_regret)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -150,16 +150,16 @@ def _concat(trees):
     return jax.tree.map(lambda *leaves: np.concatenate(leaves), *trees)
 
 
-def _expand(scenario: Scenario, levels, which: np.ndarray, frontier):
-    """Outcomes of every frontier row under every action: the calls of one layer, then one transfer."""
+def _expand(scenario: Scenario, levels, which: np.ndarray, states, rows: np.ndarray):
+    """Outcomes under every action of every frontier state (row ``rows[i]`` of ``states``, a state of level
+    ``which[i]``): the calls of one layer, each padded by repeating its first state, then one transfer."""
     expand = expander(scenario)
-    which = which.astype(np.int32)
     calls = []
-    for start in range(0, which.size, MAX_ROWS):
-        part = slice(start, start + MAX_ROWS)
-        count = min(MAX_ROWS, which.size - start)
-        size = _bucket(count)
-        calls.append((count, expand(levels, _pad(which[part], size), _pad(_take(frontier, part), size))))
+    for start in range(0, rows.size, MAX_ROWS):
+        count = min(MAX_ROWS, rows.size - start)
+        pick = np.full(_bucket(count), start)
+        pick[:count] += np.arange(count)
+        calls.append((count, expand(levels, which[pick].astype(np.int32), _take(states, rows[pick]))))
     parts = [jax.tree.map(lambda leaf, count=count: leaf[:count], out)
              for (count, _), out in zip(calls, jax.device_get([out for _, out in calls]))]
     return parts[0] if len(parts) == 1 else _concat(parts)
@@ -180,10 +180,11 @@ def _search(scenario: Scenario, levels, first: int, max_states: int) -> MDPBatch
     reached = np.ones(count, np.int64)
     rows: dict[str, list] = {"src": [], "next": [], "reward": [], "utility": [], "goal_reward": [], "achieved": []}
     alive = np.flatnonzero(~init_ended)
-    frontier, frontier_num, frontier_level = _take(init, alive), alive, alive
+    source, frontier, frontier_num, frontier_level = init, alive, alive, alive  # frontier: rows of source
     while frontier_num.size:
         size = frontier_num.size
-        nxt, ended, reward, utility, goal_reward, achieved = _expand(scenario, padded, frontier_level, frontier)
+        nxt, ended, reward, utility, goal_reward, achieved = _expand(scenario, padded, frontier_level, source,
+                                                                     frontier)
         flat = jax.tree.map(lambda leaf: leaf.reshape((size * num_actions,) + leaf.shape[2:]), nxt)
         ended = ended.reshape(-1)
         row_level = np.repeat(frontier_level, num_actions)
@@ -212,7 +213,7 @@ def _search(scenario: Scenario, levels, first: int, max_states: int) -> MDPBatch
         found_ended.append(new_ended)
         found_states.append(new_states)
         alive = np.flatnonzero(~new_ended)
-        frontier, frontier_num, frontier_level = _take(new_states, alive), base + alive, new_level[alive]
+        source, frontier, frontier_num, frontier_level = new_states, alive, base + alive, new_level[alive]
     known.clear()  # before the per-level indices are built, so the two key sets are never held together
     return _assemble(scenario, levels, np.concatenate(found_level), np.concatenate(found_ended),
                      _concat(found_states), rows)

@@ -2,10 +2,11 @@
 
 Generic for any scenario: a state is keyed by the values of its non-level leaves (with ``t`` zeroed unless the
 world is time-dependent). The search runs over a chunk of levels together: each BFS layer steps the frontier of
-every level in the chunk under every action in one jitted call (the frontier padded to a power-of-two bucket so
-compiles are shared) and one transfer back; states are then numbered per level in numpy, in the order a
-single-level BFS meets them. The result holds, per (state, action): the next state's index, R, every U term, and
-every candidate goal's reward and achievement flag. Terminal states are absorbing rows with zero reward.
+every level in the chunk under every action in one jitted call (the frontier padded to one of three sizes, so a
+scenario compiles at most three expanders) and one transfer back; states are then numbered per level in numpy,
+in the order a single-level BFS meets them, so a level's MDP does not depend on the batch it is searched in.
+The result holds, per (state, action): the next state's index, R, every U term, and every candidate goal's reward
+and achievement flag. Terminal states are absorbing rows with zero reward.
 """
 
 from __future__ import annotations

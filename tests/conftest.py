@@ -1,19 +1,25 @@
 """Shared fixtures: scenarios and jitted functions are built once per session so tests don't recompile."""
 
+import atexit
 import functools
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
 if "ALIGNTRIAGE_STORE" not in os.environ:  # tests never touch the user's real run index
-    import tempfile
-
     os.environ["ALIGNTRIAGE_STORE"] = tempfile.mkdtemp(prefix="aligntriage-test-store-")
+# nor the user's compilation cache: a cache of this session's own, which the processes tests start inherit
+os.environ["ALIGNTRIAGE_COMPILE_CACHE_DIR"] = tempfile.mkdtemp(prefix="aligntriage-test-compile-cache-")
 
 import jax
 import numpy as np
 import pytest
 
-from aligntriage import get_scenario
+from aligntriage import compile_cache, get_scenario
+
+compile_cache.setup()
+atexit.register(shutil.rmtree, os.environ["ALIGNTRIAGE_COMPILE_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

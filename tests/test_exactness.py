@@ -17,7 +17,7 @@ from aligntriage.diagnose.figures import over_levels
 from aligntriage.diagnose.uncertainty import judge
 from aligntriage.diagnose.verdict import Tolerances
 from aligntriage.scenario import Distribution
-from aligntriage.solve.enumerate import MDP, enumerate_levels, level_mdp, stack_mdps
+from aligntriage.solve.enumerate import MDP, enumerate_levels
 from aligntriage.solve.flow import propagate
 from aligntriage.solve.policies import scripted_table
 from aligntriage.solve.tables import observations, policy_table, walk
@@ -124,7 +124,7 @@ def test_ppo_trained_on_one_tiny_level_reaches_the_finite_horizon_optimum():
     level = jax.tree.map(lambda leaf: leaf[1], sample_levels(sc, "train", jax.random.PRNGKey(1), 40))
     one_level = Distribution("train", "one fixed level", lambda key: level)
     sc = dataclasses.replace(sc, distributions=MappingProxyType({"train": one_level, "deploy": one_level}))
-    batch = stack_mdps([level_mdp(enumerate_levels(sc, jax.tree.map(lambda x: x[None], level)), 0)])
+    batch = enumerate_levels(sc, jax.tree.map(lambda x: x[None], level))
     episode = Episode(0.99, 6)
     best = solve(batch, batch.reward, episode).value[0]
     naive = evaluate(batch, solve(batch, batch.reward, Episode(0.99, None)).policy, batch.reward, episode)[0]

@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from aligntriage import compile_cache
 from aligntriage.errors import AligntriageError
 from aligntriage.store.files import number_or_text
 
@@ -56,10 +57,16 @@ ParamOption = typer.Option(None, "--param", "-p", help="Level parameter override
 
 
 @app.callback()
-def store_option(
+@user_errors
+def common_options(
     store: Optional[Path] = typer.Option(None, "--store", envvar="ALIGNTRIAGE_STORE", show_envvar=True,
                                          help="Folder of the run index (default: the user's data directory)."),
+    no_compile_cache: bool = typer.Option(
+        False, "--no-compile-cache",
+        help=f"Don't read or write JAX's persistent compilation cache (also {compile_cache.SWITCH}=0; "
+        f"{compile_cache.FOLDER} moves it from the user's cache directory)."),
 ) -> None:
-    """Point every command, and the processes it starts, at one run store."""
+    """Point every command, and the processes it starts, at one run store and one compilation cache."""
     if store is not None:
         os.environ["ALIGNTRIAGE_STORE"] = str(store)
+    compile_cache.setup(enabled=not no_compile_cache)

@@ -14,7 +14,7 @@ import numpy as np
 
 from aligntriage.errors import AligntriageError
 from aligntriage.scenario import Scenario
-from aligntriage.solve.enumerate import MDPBatch, enumerate_mdp, stack_mdps
+from aligntriage.solve.enumerate import MDPBatch, enumerate_levels
 from aligntriage.worlds.vector import sample_levels
 
 
@@ -66,6 +66,5 @@ def build_arena(scenario: Scenario, dist: str, levels: int, seed: int) -> tuple[
         raise AligntriageError(f"levels must be >= 2, got {levels}")
     key = jax.random.fold_in(jax.random.PRNGKey(seed), sum(map(ord, dist)))
     stacked = jax.device_get(sample_levels(scenario, dist, key, levels))
-    mdps = [enumerate_mdp(scenario, jax.tree.map(lambda leaf: leaf[i], stacked)) for i in range(levels)]
-    batch = stack_mdps(mdps)
+    batch = enumerate_levels(scenario, stacked)
     return arena_from_batch(scenario, batch), batch

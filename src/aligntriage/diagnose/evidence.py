@@ -17,7 +17,7 @@ from aligntriage.diagnose.epic import epic_reward_vs_utility
 from aligntriage.diagnose.inference import infer
 from aligntriage.diagnose.records import Behaviour, Evidence, References
 from aligntriage.scenario import Scenario
-from aligntriage.solve.enumerate import MDPBatch, head, level_mdp, select
+from aligntriage.solve.enumerate import MDPBatch, head, select
 from aligntriage.solve.flow import propagate
 from aligntriage.solve.policies import goal_ends, total_utility, uniform_table
 from aligntriage.solve.value import Episode, Schedule, solve
@@ -99,7 +99,7 @@ def references(scenario: Scenario, batch: MDPBatch, mask: np.ndarray, scopes: di
             scope_optimum[name] = solve(batch, total_utility(batch, scope), episode, mask=mask).value[start]
     epic_count = min(settings.epic_levels, batch.num_levels)
     if getattr(scenario, "source", None) is None and epic_count:
-        mdps = [level_mdp(batch, i) for i in range(epic_count)]
+        mdps = [batch.mdp(i) for i in range(epic_count)]
         epic = {name: epic_reward_vs_utility(scenario, mdps, scope, episode.gamma) for name, scope in scopes.items()}
     else:
         epic = {name: None for name in scopes}

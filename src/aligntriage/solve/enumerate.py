@@ -1,9 +1,12 @@
-"""Enumerate the reachable MDP of one level by breadth-first search over the jitted step function.
+"""Enumerate the reachable MDPs of many levels at once by breadth-first search over the jitted step function.
 
 Generic for any scenario: a state is keyed by the values of its non-level leaves (with ``t`` zeroed unless the
-world is time-dependent), each BFS layer steps the whole frontier under every action in one jitted call, and the
-result holds, per (state, action): the next state's index, R, every U term, and every candidate goal's reward and
-achievement flag. Terminal states are absorbing rows with zero reward.
+world is time-dependent). The search runs over a chunk of levels together: each BFS layer steps the frontier of
+every level in the chunk under every action in one jitted call (the frontier padded to one of three sizes, so a
+scenario compiles at most three expanders) and one transfer back; states are then numbered per level in numpy,
+in the order a single-level BFS meets them, so a level's MDP does not depend on the batch it is searched in.
+The result holds, per (state, action): the next state's index, R, every U term, and every candidate goal's reward
+and achievement flag. Terminal states are absorbing rows with zero reward.
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ from aligntriage.errors import AligntriageError
 from aligntriage.scenario import Scenario
 
 DEFAULT_MAX_STATES = 200_000
+LEVEL_CHUNK = 256
+"""Levels searched together (a smaller batch is padded to it): bounds the search's working memory for big
+batches and gives every call one level shape."""
+MAX_ROWS = 4096
+"""Frontier states per expander call; larger frontiers take several calls (and one transfer) per layer."""
 
 
 @dataclass
@@ -61,18 +69,27 @@ def _canonical(dyn, time_dependent: bool):
     return dyn if time_dependent else dyn._replace(t=jnp.zeros_like(dyn.t))
 
 
-def _keys(dyn, single: bool = False) -> list[bytes]:
+def _rows(dyn, single: bool = False) -> np.ndarray:
+    """Every state of a batch as one row of int32 words: the key material."""
     leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(dyn)]
     if single:
         leaves = [leaf[None] for leaf in leaves]
-    rows = np.concatenate([leaf.reshape(leaf.shape[0], -1).astype(np.int32) for leaf in leaves], axis=1)
+    return np.concatenate([leaf.reshape(leaf.shape[0], -1).astype(np.int32) for leaf in leaves], axis=1)
+
+
+def _void(rows: np.ndarray) -> list[bytes]:
     rows = np.ascontiguousarray(rows)
     return rows.view(np.dtype((np.void, rows.shape[1] * 4))).ravel().tolist()
 
 
+def _keys(dyn, single: bool = False) -> list[bytes]:
+    return _void(_rows(dyn, single))
+
+
 @functools.lru_cache(maxsize=32)
 def expander(scenario: Scenario):
-    """Jitted ``(level, frontier) -> per-(state, action) outcomes`` for one scenario."""
+    """Jitted ``(levels, level_of_row, frontier) -> per-(state, action) outcomes``: frontier row i is a state of
+    level ``levels[level_of_row[i]]``, so one call steps states of many levels."""
     world = scenario.world
     actions = jnp.arange(world.num_actions, dtype=jnp.int32)
     goals = list(scenario.goals.values())
@@ -94,11 +111,32 @@ def expander(scenario: Scenario):
         )
 
     per_state = jax.vmap(one, in_axes=(None, None, 0))
-    return jax.jit(jax.vmap(lambda level, dyn: per_state(level, dyn, actions), in_axes=(None, 0)))
+
+    def expand(levels, which, dyn):
+        rows = jax.tree.map(lambda leaf: leaf[which], levels)
+        return jax.vmap(lambda level, state: per_state(level, state, actions))(rows, dyn)
+
+    return jax.jit(expand)
+
+
+@functools.lru_cache(maxsize=32)
+def _initial(scenario: Scenario):
+    """Jitted ``levels -> (canonical initial states, initial state terminal)``."""
+    world = scenario.world
+
+    def init(level):
+        state = world.reset(jax.random.PRNGKey(0), level)
+        return _canonical(state._replace(level=None), world.time_dependent), world.is_terminal(state)
+
+    return jax.jit(jax.vmap(init))
 
 
 def _bucket(n: int) -> int:
-    return max(8, 1 << (n - 1).bit_length())
+    """Padded frontier size: three sizes (64, 512, 4096) so a scenario compiles at most three expanders."""
+    size = 64
+    while size < n:
+        size *= 8
+    return min(size, MAX_ROWS)
 
 
 def _take(tree, idx):
@@ -109,61 +147,93 @@ def _pad(tree, size: int):
     return jax.tree.map(lambda leaf: np.concatenate([leaf, np.repeat(leaf[:1], size - leaf.shape[0], 0)]), tree)
 
 
-def enumerate_mdp(scenario: Scenario, level, max_states: int = DEFAULT_MAX_STATES) -> MDP:
-    """Breadth-first enumeration of every state reachable from the level's initial state."""
-    world = scenario.world
+def _concat(trees):
+    return jax.tree.map(lambda *leaves: np.concatenate(leaves), *trees)
+
+
+def _expand(scenario: Scenario, levels, which: np.ndarray, states, rows: np.ndarray):
+    """Outcomes under every action of every frontier state (row ``rows[i]`` of ``states``, a state of level
+    ``which[i]``): the calls of one layer, each padded by repeating its first state, then one transfer."""
     expand = expander(scenario)
+    calls = []
+    for start in range(0, rows.size, MAX_ROWS):
+        count = min(MAX_ROWS, rows.size - start)
+        pick = np.full(_bucket(count), start)
+        pick[:count] += np.arange(count)
+        calls.append((count, expand(levels, which[pick].astype(np.int32), _take(states, rows[pick]))))
+    parts = [jax.tree.map(lambda leaf, count=count: leaf[:count], out)
+             for (count, _), out in zip(calls, jax.device_get([out for _, out in calls]))]
+    return parts[0] if len(parts) == 1 else _concat(parts)
+
+
+def _search(scenario: Scenario, levels, first: int, max_states: int) -> MDPBatch:
+    """BFS over one chunk of levels; ``first`` is the chunk's first level in the caller's batch (for errors)."""
+    world = scenario.world
     num_actions = world.num_actions
-    init = world.reset(jax.random.PRNGKey(0), level)
-    init_dyn = jax.tree.map(lambda leaf: np.asarray(leaf)[None], _canonical(init._replace(level=None),
-                                                                              world.time_dependent))
-    index = {_keys(init_dyn)[0]: 0}
-    layers = [init_dyn]
-    terminal = [bool(world.is_terminal(init))]
+    count = jax.tree.leaves(levels)[0].shape[0]
+    padded = jax.device_put(_pad(levels, LEVEL_CHUNK))  # one level shape: every call shares the compiles
+    init, init_ended = jax.device_get(_initial(scenario)(padded))
+    init, init_ended = _take(init, slice(count)), init_ended[:count]
+    # Search numbers: a state's place in discovery order over the whole chunk, keyed by (level, state).
+    known = dict(zip(_void(np.concatenate([np.arange(count, dtype=np.int32)[:, None], _rows(init)], 1)),
+                     range(count)))
+    found_level, found_ended, found_states = [np.arange(count)], [init_ended], [init]
+    reached = np.ones(count, np.int64)
     rows: dict[str, list] = {"src": [], "next": [], "reward": [], "utility": [], "goal_reward": [], "achieved": []}
-    frontier, frontier_idx = init_dyn, np.array([0])
-    if terminal[0]:
-        frontier_idx = frontier_idx[:0]
-    while frontier_idx.size:
-        count = frontier_idx.size
-        nxt, ended, reward, utility, goal_reward, achieved = jax.device_get(
-            expand(level, _pad(frontier, _bucket(count)))
-        )
-        flat = jax.tree.map(lambda leaf: leaf[:count].reshape((count * num_actions,) + leaf.shape[2:]), nxt)
-        ended = ended[:count].reshape(-1)
-        next_idx = np.empty(count * num_actions, np.int64)
-        fresh = []
-        for i, key in enumerate(_keys(flat)):
-            found = index.get(key)
-            if found is None:
-                found = len(index)
-                index[key] = found
-                fresh.append(i)
-                terminal.append(bool(ended[i]))
-            next_idx[i] = found
-        if len(index) > max_states:
+    alive = np.flatnonzero(~init_ended)
+    source, frontier, frontier_num, frontier_level = init, alive, alive, alive  # frontier: rows of source
+    while frontier_num.size:
+        size = frontier_num.size
+        nxt, ended, reward, utility, goal_reward, achieved = _expand(scenario, padded, frontier_level, source,
+                                                                     frontier)
+        flat = jax.tree.map(lambda leaf: leaf.reshape((size * num_actions,) + leaf.shape[2:]), nxt)
+        ended = ended.reshape(-1)
+        row_level = np.repeat(frontier_level, num_actions)
+        keys = _void(np.concatenate([row_level.astype(np.int32)[:, None], _rows(flat)], 1))
+        base = len(known)
+        known.update(zip([key for key in dict.fromkeys(keys) if key not in known], range(base, len(keys) + base)))
+        num = np.fromiter(map(known.__getitem__, keys), np.int64, len(keys))
+        fresh_rows = np.flatnonzero(num >= base)
+        fresh = fresh_rows[np.unique(num[fresh_rows], return_index=True)[1]]  # first row of each new state
+        new_level = row_level[fresh]
+        reached += np.bincount(new_level, minlength=count)
+        if (reached > max_states).any():
+            bad = first + int(np.argmax(reached > max_states))
             raise AligntriageError(
-                f"level of scenario '{scenario.name}' has more than {max_states} reachable states; "
+                f"level {bad} of scenario '{scenario.name}' has more than {max_states} reachable states; "
                 "use smaller levels or raise max_states"
             )
-        rows["src"].append(frontier_idx)
-        rows["next"].append(next_idx.reshape(count, num_actions))
-        rows["reward"].append(reward[:count])
-        rows["utility"].append(utility[:count])
-        rows["goal_reward"].append(goal_reward[:count])
-        rows["achieved"].append(achieved[:count])
-        fresh = np.array(fresh, np.int64)
-        new_states = _take(flat, fresh)
-        layers.append(new_states)
-        first_new = len(index) - fresh.size
-        alive = ~ended[fresh]
-        frontier = _take(new_states, np.nonzero(alive)[0])
-        frontier_idx = first_new + np.nonzero(alive)[0]
+        rows["src"].append(frontier_num)
+        rows["next"].append(num.reshape(size, num_actions))
+        rows["reward"].append(reward)
+        rows["utility"].append(utility)
+        rows["goal_reward"].append(goal_reward)
+        rows["achieved"].append(achieved)
+        new_states, new_ended = _take(flat, fresh), ended[fresh]
+        found_level.append(new_level)
+        found_ended.append(new_ended)
+        found_states.append(new_states)
+        alive = np.flatnonzero(~new_ended)
+        source, frontier, frontier_num, frontier_level = new_states, alive, base + alive, new_level[alive]
+    known.clear()  # before the per-level indices are built, so the two key sets are never held together
+    return _assemble(scenario, levels, np.concatenate(found_level), np.concatenate(found_ended),
+                     _concat(found_states), rows)
 
-    num_states = len(index)
-    terminal_arr = np.array(terminal, bool)
-    next_state = np.repeat(np.arange(num_states, dtype=np.int32)[:, None], num_actions, axis=1)
-    src = np.concatenate(rows["src"]) if rows["src"] else np.zeros(0, np.int64)
+
+def _assemble(scenario: Scenario, levels, level_of: np.ndarray, ended: np.ndarray, states, rows) -> MDPBatch:
+    """Order a chunk's states level by level (each level's in discovery order) and scatter the outcome rows."""
+    num_actions = scenario.world.num_actions
+    count = jax.tree.leaves(levels)[0].shape[0]
+    order = np.argsort(level_of, kind="stable")
+    place = np.empty_like(order)
+    place[order] = np.arange(order.size)
+    sizes = np.bincount(level_of, minlength=count)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    num_states = order.size
+    next_state = np.repeat(np.arange(num_states, dtype=np.int64)[:, None], num_actions, axis=1)
+    src = place[np.concatenate(rows["src"])] if rows["src"] else np.zeros(0, np.int64)
+    if rows["next"]:
+        next_state[src] = place[np.concatenate(rows["next"])]
 
     def scatter(parts, trailing=(), dtype=np.float32):
         out = np.zeros((num_states, num_actions) + trailing, dtype)
@@ -171,24 +241,35 @@ def enumerate_mdp(scenario: Scenario, level, max_states: int = DEFAULT_MAX_STATE
             out[src] = np.concatenate(parts)
         return out
 
-    if rows["next"]:
-        next_state[src] = np.concatenate(rows["next"])
     num_terms, num_goals = len(scenario.utility), len(scenario.goals)
     utility = scatter(rows["utility"], (num_terms,))
     goal_reward = scatter(rows["goal_reward"], (num_goals,))
     achieved = scatter(rows["achieved"], (num_goals,), bool)
-    return MDP(
-        level=level,
-        states=jax.tree.map(lambda *leaves: np.concatenate(leaves), *layers),
+    states = _take(states, order)
+    keys = _keys(states)
+    return MDPBatch(
+        levels=jax.tree.map(np.asarray, levels),
+        states=states,
         next_state=next_state,
-        terminal=terminal_arr,
+        terminal=ended[order],
         reward=scatter(rows["reward"]),
-        utility={name: utility[..., k] for k, name in enumerate(scenario.utility)},
-        goal_reward={name: goal_reward[..., k] for k, name in enumerate(scenario.goals)},
-        goal_achieved={name: achieved[..., k] for k, name in enumerate(scenario.goals)},
-        index=index,
-        time_dependent=world.time_dependent,
+        utility={name: np.ascontiguousarray(utility[..., k]) for k, name in enumerate(scenario.utility)},
+        goal_reward={name: np.ascontiguousarray(goal_reward[..., k]) for k, name in enumerate(scenario.goals)},
+        goal_achieved={name: np.ascontiguousarray(achieved[..., k]) for k, name in enumerate(scenario.goals)},
+        offsets=offsets,
+        level_of_state=np.repeat(np.arange(count), sizes),
+        indices=[dict(zip(keys[lo:hi], range(hi - lo))) for lo, hi in zip(offsets[:-1], offsets[1:])],
+        time_dependent=scenario.world.time_dependent,
     )
+
+
+def enumerate_mdp(scenario: Scenario, level, max_states: int = DEFAULT_MAX_STATES) -> MDP:
+    """Breadth-first enumeration of every state reachable from the level's initial state (a batch of one)."""
+    stacked = jax.tree.map(lambda leaf: np.asarray(leaf)[None], jax.device_get(level))
+    batch = _search(scenario, stacked, 0, max_states)
+    mdp = batch.mdp(0)
+    mdp.level = level
+    return mdp
 
 
 @dataclass
@@ -224,6 +305,52 @@ class MDPBatch:
     def initial(self) -> np.ndarray:
         return self.offsets[:-1]
 
+    def mdp(self, i: int) -> MDP:
+        """Level i's MDP on its own (local state indices)."""
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+
+        def part(table):
+            return {name: arr[lo:hi] for name, arr in table.items()}
+
+        return MDP(
+            level=_take(self.levels, i),
+            states=_take(self.states, slice(lo, hi)),
+            next_state=(self.next_state[lo:hi] - lo).astype(np.int32),
+            terminal=self.terminal[lo:hi],
+            reward=self.reward[lo:hi],
+            utility=part(self.utility),
+            goal_reward=part(self.goal_reward),
+            goal_achieved=part(self.goal_achieved),
+            index=self.indices[i],
+            time_dependent=self.time_dependent,
+        )
+
+
+def _join(batches: list[MDPBatch]) -> MDPBatch:
+    """One batch of the levels of several, in order."""
+    if len(batches) == 1:
+        return batches[0]
+    starts = np.cumsum([0] + [b.num_states for b in batches])
+
+    def cat(name):
+        return {key: np.concatenate([getattr(b, name)[key] for b in batches]) for key in getattr(batches[0], name)}
+
+    return MDPBatch(
+        levels=_concat([b.levels for b in batches]),
+        states=_concat([b.states for b in batches]),
+        next_state=np.concatenate([b.next_state + start for b, start in zip(batches, starts)]),
+        terminal=np.concatenate([b.terminal for b in batches]),
+        reward=np.concatenate([b.reward for b in batches]),
+        utility=cat("utility"),
+        goal_reward=cat("goal_reward"),
+        goal_achieved=cat("goal_achieved"),
+        offsets=np.concatenate([[0]] + [b.offsets[1:] + start for b, start in zip(batches, starts)]).astype(np.int64),
+        level_of_state=np.repeat(np.arange(sum(b.num_levels for b in batches)),
+                                 np.concatenate([np.diff(b.offsets) for b in batches])),
+        indices=[index for b in batches for index in b.indices],
+        time_dependent=batches[0].time_dependent,
+    )
+
 
 def stack_mdps(mdps: list[MDP]) -> MDPBatch:
     sizes = np.array([m.num_states for m in mdps])
@@ -249,10 +376,12 @@ def stack_mdps(mdps: list[MDP]) -> MDPBatch:
 
 
 def enumerate_levels(scenario: Scenario, levels, max_states: int = DEFAULT_MAX_STATES) -> MDPBatch:
-    """Enumerate every level of a stacked batch and join them into one MDPBatch."""
+    """Enumerate every level of a stacked batch into one MDPBatch: the same MDPs, state for state, as stacking
+    ``enumerate_mdp`` of each level, searched ``LEVEL_CHUNK`` levels at a time."""
     levels = jax.device_get(levels)
     count = jax.tree.leaves(levels)[0].shape[0]
-    return stack_mdps([enumerate_mdp(scenario, _take(levels, i), max_states) for i in range(count)])
+    return _join([_search(scenario, _take(levels, slice(lo, lo + LEVEL_CHUNK)), lo, max_states)
+                  for lo in range(0, count, LEVEL_CHUNK)])
 
 
 def select(batch: MDPBatch, levels) -> tuple[MDPBatch, np.ndarray]:
@@ -282,19 +411,3 @@ def select(batch: MDPBatch, levels) -> tuple[MDPBatch, np.ndarray]:
 def head(batch: MDPBatch, count: int) -> MDPBatch:
     """The first ``count`` levels of a batch."""
     return select(batch, np.arange(count))[0]
-
-
-def level_mdp(batch: MDPBatch, i: int) -> MDP:
-    """Level ``i`` of a batch as its own MDP (indices relative to its initial state)."""
-    start, stop = int(batch.offsets[i]), int(batch.offsets[i + 1])
-
-    def cut(arrays):
-        return {key: value[start:stop] for key, value in arrays.items()}
-
-    return MDP(
-        level=jax.tree.map(lambda leaf: leaf[i], batch.levels),
-        states=jax.tree.map(lambda leaf: leaf[start:stop], batch.states),
-        next_state=(batch.next_state[start:stop] - start).astype(np.int32), terminal=batch.terminal[start:stop],
-        reward=batch.reward[start:stop], utility=cut(batch.utility), goal_reward=cut(batch.goal_reward),
-        goal_achieved=cut(batch.goal_achieved), index=batch.indices[i], time_dependent=batch.time_dependent,
-    )

@@ -20,7 +20,7 @@ from aligntriage import get_scenario
 from aligntriage.cli.main import app
 from aligntriage.diagnose import diagnose_many
 from aligntriage.diagnose.engine import sample_batch
-from aligntriage.diagnose.kinds import KINDS
+from aligntriage.diagnose.kinds import CAPABILITY, INCONCLUSIVE, INNER, KINDS, MIXED
 from aligntriage.diagnose.verdict import row
 from aligntriage.report import levels
 from aligntriage.report.folder import RunFolder, training_progress
@@ -155,6 +155,26 @@ def test_scripted_report_reads_kind_advice_margins_and_row_from_the_records(scri
         for m in v.margins:
             assert m.figure in words
     assert f"{d.evidence.disambiguating_fraction:.0%} of levels" in words
+
+
+@pytest.mark.parametrize("kind, says", [
+    (INCONCLUSIVE, "The two leading candidates are {0} 60% and {1} 40%."),
+    (MIXED, "Of the shortfall in U, 70% lies in terms the reward is responsible for (the outer part) and 30% in "
+            "terms left to the training process (the inner part)."),
+])
+def test_inconclusive_and_mixed_verdicts_are_explained(scripted_run, tmp_path, kind, says):
+    copy = tmp_path / "uncertain"
+    shutil.copytree(scripted_run, copy)
+    data = read_json(copy / "diagnosis-deploy.json")
+    candidates = {INNER: 0.6, CAPABILITY: 0.4}
+    data["verdicts"][0].update(kind=kind, probability=0.6, candidates=candidates, split=[0.7, 0.3])
+    write_json(copy / "diagnosis-deploy.json", data)
+    words = Page(build_report(copy)).words
+    assert says.format(*candidates) in words
+    assert KINDS[kind].advice in words
+    if kind == INCONCLUSIVE:
+        for candidate in candidates:
+            assert f"If more evidence shows {candidate} under 'task': {KINDS[candidate].advice}" in words
 
 
 def test_user_strings_are_escaped(scripted_run):

@@ -27,6 +27,9 @@ from aligntriage.solve.tables import observations, walk
 from aligntriage.solve.value import Episode, Schedule, continuation
 
 MOVES = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}  # (dx, dy) in image coordinates
+QUICK = {"xla_backend_optimization_level": 0}
+"""XLA options of the report's own jitted functions: each runs once or twice on a few levels, so compiling them
+fast (about half the time on CPU) matters more than running them fast; the results are the same bits."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def _sampler(scenario: Scenario, dists: tuple[str, ...], counts: tuple[int, ...]
             parts.append(jax.vmap(sample)(keys))
         return jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *parts)
 
-    return jax.jit(draw)
+    return jax.jit(draw, compiler_options=QUICK)
 
 
 def diagnosed_levels(scenario: Scenario, d: Diagnosis, picks: list[Pick]):
@@ -84,7 +87,7 @@ def _network_probs(network):
         logits, _ = network.apply(params, obs)
         return jax.nn.softmax(logits)
 
-    return jax.jit(probs)
+    return jax.jit(probs, compiler_options=QUICK)
 
 
 def trained_table(run_dir: Path, scenario: Scenario, obs: np.ndarray) -> np.ndarray:

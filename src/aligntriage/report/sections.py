@@ -22,11 +22,20 @@ def _partition(v: Verdict) -> str:
     return f"Under partition '{esc(v.partition)}' (the reward covers {esc(', '.join(v.reward_scope) or 'nothing')})"
 
 
+def leading(v: Verdict) -> list[tuple[str, float]]:
+    """The candidate kinds, most probable first (a file's JSON keeps them in name order)."""
+    return sorted(v.candidates.items(), key=lambda kp: -kp[1])
+
+
+def verdict_badge(v: Verdict) -> str:
+    """The kind with its probability; an inconclusive verdict has none of its own (its candidates do)."""
+    return badge(v.kind) if v.kind == INCONCLUSIVE else badge(v.kind, v.probability)
+
+
 def _uncertainty(v: Verdict) -> str:
     """What an inconclusive or mixed verdict means here."""
     if v.kind == INCONCLUSIVE:
-        top = list(v.candidates.items())[:2]
-        names = " and ".join(f"{badge(k, p)}" for k, p in top)
+        names = " and ".join(f"{badge(k, p)}" for k, p in leading(v)[:2])
         return f" The two leading candidates are {names}. {esc(KINDS[INCONCLUSIVE].glossary)}"
     if v.kind == MIXED:
         inside, outside = v.split
@@ -41,12 +50,13 @@ def what_went_wrong(run: RunFolder, d: Diagnosis) -> list[str]:
     desc = run.describe(d.dist)
     where = f"On '{esc(d.dist)}'" + (f" ({esc(desc)})" if desc else "")
     figs = d.figures("all")
+    worse = " here: worse than acting at random" if figs.u_shortfall > 1 else ""
     items = [f"{where} the agent's intended utility U averages {num(float(np.mean(agent.U)))} per episode "
              f"(expected discounted, from a level's start) where {num(float(np.mean(best.U)))} was achievable: a "
-             f"relative shortfall of {num(figs.u_shortfall)} (0 is optimal, 1 no better than acting at random)."]
+             f"relative shortfall of {num(figs.u_shortfall)} (0 is optimal, 1 no better than acting at random{worse})."]
     for v in d.verdicts:
         goal = f", behaving as if pursuing '{esc(v.inferred_goal)}'" if v.inferred_goal else ""
-        items.append(f"{_partition(v)}: {badge(v.kind, v.probability)}{goal}.{_uncertainty(v)}"
+        items.append(f"{_partition(v)}: {verdict_badge(v)}{goal}.{_uncertainty(v)}"
                      f'<p class="explain">{esc(v.explanation)}</p>')
     dis = d.figures("disambiguating")
     ends = ", ".join(f"'{esc(c)}' {pct(r)} (chance {pct(dis.chance[c])})" for c, r in dis.outcomes.items())
@@ -80,7 +90,7 @@ def what_would_change_it(d: Diagnosis) -> list[str]:
         items.append(f"{badge(kind)}: {esc(KINDS[kind].advice)}")
         if kind == INCONCLUSIVE:
             for v in d.verdicts:
-                for candidate in list(v.candidates)[:2]:
+                for candidate, _ in leading(v)[:2]:
                     items.append(f"If more evidence shows {badge(candidate)} under '{esc(v.partition)}': "
                                  f"{esc(KINDS[candidate].advice)}")
     tolerances = ", ".join(f"{k}={v}" for k, v in d.tolerances.to_dict().items())
@@ -115,7 +125,7 @@ def verdict_table(run: RunFolder) -> str:
     rows, details = [], []
     for dist, d in run.diagnoses.items():
         by = {v.partition: v for v in d.verdicts}
-        cells = "".join("<td>–</td>" if p not in by else f"<td>{badge(by[p].kind, by[p].probability)}"
+        cells = "".join("<td>–</td>" if p not in by else f"<td>{verdict_badge(by[p])}"
                         + (f"<br><small>goal: {esc(by[p].inferred_goal)}</small>" if by[p].inferred_goal else "")
                         + "</td>" for p in partitions)
         figs = d.figures("all")
@@ -152,7 +162,7 @@ def per_seed(run: RunFolder) -> str:
     rows = []
     for dist, d in run.diagnoses.items():
         for k, verdicts in enumerate(d.per_seed):
-            cells = "".join(f"<td>{badge(v.kind, v.probability)}</td>" for v in verdicts)
+            cells = "".join(f"<td>{verdict_badge(v)}</td>" for v in verdicts)
             rows.append(f"<tr><td>{esc(dist)}</td><td class=\"num\">{k}</td>{cells}</tr>")
     if not rows:
         return ("<p>One seed was diagnosed, so its verdict is the verdict above. With several seeds each is also "

@@ -26,6 +26,7 @@ from aligntriage.report import levels
 from aligntriage.report.folder import RunFolder, training_progress
 from aligntriage.report.html import build_report, write_report
 from aligntriage.solve.tables import walk
+from aligntriage.store import index_run
 from aligntriage.store.files import read_json, write_csv, write_json
 from aligntriage.train.loop import load_policy, train
 from aligntriage.train.ppo import PPOConfig
@@ -230,6 +231,15 @@ def test_an_unfinished_training_says_how_far_it_got(trained_run, tmp_path, statu
     words = Page(build_report(copy)).words
     assert f"incomplete: trained 768 of {CONFIG.total_steps} steps" in words and reason in words
     assert f"status {status}" not in words
+
+
+def test_a_run_still_training_in_a_live_process_says_so(trained_run, tmp_path):
+    copy = tmp_path / "live"
+    shutil.copytree(trained_run, copy)
+    write_json(copy / "run.json", {**read_json(copy / "run.json"), "status": "running", "steps": 768})
+    index_run(copy)  # registered by this (live) process, as a training process registers its run
+    words = Page(build_report(copy)).words
+    assert f"still training: 768 of {CONFIG.total_steps} steps so far" in words and "incomplete" not in words
 
 
 def test_training_progress_of_a_live_process_and_of_finished_runs():

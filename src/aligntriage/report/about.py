@@ -103,7 +103,8 @@ TERMS = [
     ("mixture weight / share explained", "Goal inference: each hypothesis's soft-optimal policy scores the agent's "
                                          "actions at the states it visits (exactly weighted); the mixture weight is "
                                          "how many episodes it accounts for, the share explained how much of the "
-                                         "agent's predictable behaviour it captures beyond a random policy."),
+                                         "agent's predictable behaviour it captures beyond a random policy (below "
+                                         "0%: it predicts the agent worse than a random policy does)."),
     ("chance", "What a uniform-random policy's episodes do on the same levels: an outcome counts as pursuit only "
                "well above it."),
     ("probability of a verdict", "The share of resamples of the levels (and seeds) on which the decision table "

@@ -14,7 +14,7 @@ from aligntriage.diagnose.inference import RANDOM
 from aligntriage.diagnose.records import Behaviour, Evidence
 from aligntriage.diagnose.verdict import Margin
 from aligntriage.report.figures import AGENT, CHANCE, R_OPT, SERIES, TRAIN, U_OPT, Bars
-from aligntriage.report.page import bounded, esc, num, pct
+from aligntriage.report.page import bounded, esc, num, pct, share
 
 
 class View(NamedTuple):
@@ -95,7 +95,7 @@ def inference_table(d: Diagnosis) -> str:
     for h in columns[0].figures.posterior:
         rows.append((f"'{h}': mixture weight", lambda f, h=h: f.posterior[h], lambda x: f"{x:.2f}"))
         if h != RANDOM:
-            rows.append(("  share of behaviour explained", lambda f, h=h: f.explained[h], pct))
+            rows.append(("  share of behaviour explained", lambda f, h=h: f.explained[h], share))
             rows.append(("  nats per informative step over random", lambda f, h=h: f.gain[h], lambda x: f"{x:+.3f}"))
     return _table("inference-table", columns, rows)
 

@@ -20,6 +20,8 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import PowerNorm  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
+from aligntriage.report.page import share as explained_share  # noqa: E402
+
 DPI = 110
 AGENT, R_OPT, U_OPT, TRAIN, CHANCE = "#1f6fd1", "#e08a1e", "#2e9e5b", "#8c8c8c", "#d9d9d9"
 SERIES = ("#1f6fd1", "#7aa9e6", "#8c8c8c", "#e08a1e", "#2e9e5b", "#b05fc9")
@@ -114,7 +116,7 @@ def inference_bars(hypotheses: list[str], panels: list[tuple[str, Bars, list[flo
         _grouped_bars(ax, [n + ("\n(intended)" if n == intended else "") for n in hypotheses],
                       [weights._replace(colour=colours)])
         for x, (weight, share) in enumerate(zip(weights.mean, explained)):
-            text = "baseline" if hypotheses[x] == "random" else f"explains {share:.0%}"
+            text = "baseline" if hypotheses[x] == "random" else f"explains {explained_share(share)}"
             ax.annotate(text, (x, np.nan_to_num(weight)), ha="center", va="bottom", fontsize=7, xytext=(0, 3),
                         textcoords="offset points")
         ax.set_ylim(0, 1.2)

@@ -64,14 +64,18 @@ def training_progress(record: dict, alive=None) -> str | None:
 
 
 def _process_alive(run_dir: Path):
-    """Whether the run index knows a live process training this folder (False when the index cannot say)."""
+    """Whether the run index knows a live process training this folder (False when the index cannot say; an
+    index that does not exist is not created)."""
     def alive() -> bool:
         import sqlite3
 
-        from aligntriage.store.index import RunIndex
+        from aligntriage.store.index import INDEX_FILE, RunIndex, default_store
 
+        store = default_store()
+        if not (store.is_file() or (store / INDEX_FILE).is_file()):
+            return False
         try:
-            row = RunIndex().find_path(run_dir)
+            row = RunIndex(store).find_path(run_dir)
         except (AligntriageError, OSError, sqlite3.Error):
             return False
         return bool(row) and row.get("status") == "running"

@@ -33,6 +33,12 @@ def pct(x) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{x:.0%}"
 
 
+def share(x) -> str:
+    """A share of behaviour explained: below zero only says the hypothesis predicts the agent worse than a
+    uniform-random policy (its size then means nothing to a reader: the ratio's denominator may be tiny)."""
+    return "<0%" if x is not None and math.isfinite(x) and x < -0.005 else pct(x)
+
+
 def bounded(point: float, low: float | None, high: float | None, fmt=num) -> str:
     """A figure with its 95% interval when it has one."""
     if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):

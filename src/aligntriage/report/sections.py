@@ -15,7 +15,7 @@ from aligntriage.diagnose.uncertainty import Verdict
 from aligntriage.diagnose.verdict import TABLE, row
 from aligntriage.report.evidence_view import diverge_note, margins_table
 from aligntriage.report.folder import RunFolder
-from aligntriage.report.page import badge, code, esc, num, pct
+from aligntriage.report.page import badge, code, esc, num, pct, share
 
 
 def _partition(v: Verdict) -> str:
@@ -76,7 +76,7 @@ def why_we_think_so(d: Diagnosis) -> list[str]:
                  f"{esc(diverge_note(d))}; relative U shortfall {num(every.u_shortfall)} and {num(dis.u_shortfall)}. "
                  f"IID check: on the training distribution '{esc(d.train_dist)}' the R-regret is {num(iid.r_regret)} "
                  f"(it fails there above {num(d.tolerances.train_regret)}).")
-    weights = ", ".join(f"'{esc(h)}' {w:.2f}" + ("" if h == RANDOM else f" (explains {pct(dis.explained[h])})")
+    weights = ", ".join(f"'{esc(h)}' {w:.2f}" + ("" if h == RANDOM else f" (explains {esc(share(dis.explained[h]))})")
                         for h, w in sorted(dis.posterior.items(), key=lambda hw: -hw[1]))
     items.append(f"Goal inference {esc(diverge_note(d))}: mixture weights over episodes {weights}. A hypothesis "
                  f"counts as the goal pursued when it explains at least {pct(d.tolerances.explained)} of the "
@@ -135,7 +135,7 @@ def verdict_table(run: RunFolder) -> str:
                     f"<td class=\"num\">{num(figs.u_shortfall)}</td>"
                     f"<td class=\"num\">{pct(d.evidence.disambiguating_fraction)}</td></tr>")
         paragraphs = "".join(f'<p class="explain">{esc(v.explanation)}</p>' for v in d.verdicts)
-        details.append(f"<details{' open' if d is focus else ''}><summary>Why: '{esc(dist)}'</summary>"
+        details.append(f"<details><summary>Why: '{esc(dist)}'</summary>"
                        f"{paragraphs}</details>")
     table = (f'<table id="verdict-table"><thead><tr><th>diagnosed on</th>{head}<th>relative R-regret</th>'
              f"<th>relative U shortfall</th><th>levels where the goals diverge</th></tr></thead><tbody>"

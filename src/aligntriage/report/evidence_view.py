@@ -73,8 +73,11 @@ def _cell(view: View, get, fmt) -> str:
 
 def _table(table_id: str, columns: list[View], rows) -> str:
     head = "".join(f"<th>{esc(v.heading)}</th>" for v in columns)
-    body = "".join(f"<tr><td>{esc(label)}</td>" + "".join(f'<td class="num">{_cell(v, get, fmt)}</td>'
-                                                            for v in columns) + "</tr>" for label, get, fmt in rows)
+    def head_cell(label: str) -> str:  # a label indented by two spaces belongs to the row above
+        return f'<td class="sub">{esc(label.strip())}</td>' if label.startswith("  ") else f"<td>{esc(label)}</td>"
+
+    body = "".join("<tr>" + head_cell(label) + "".join(f'<td class="num">{_cell(v, get, fmt)}</td>'
+                                                        for v in columns) + "</tr>" for label, get, fmt in rows)
     return f'<table id="{table_id}"><thead><tr><th>figure</th>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 

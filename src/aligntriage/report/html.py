@@ -35,9 +35,6 @@ def _guarded(build, what: str) -> str:
 def _evidence(d) -> list[tuple[str, str, str]]:
     from aligntriage.report import figures
 
-    categories, series = evidence_view.outcome_series(d)
-    hypotheses, panels = evidence_view.inference_panels(d)
-    terms, values = evidence_view.value_panels(d)
     diverge = esc(evidence_view.diverge_note(d))
     return [
         ("evidence", "The evidence, figure by figure",
@@ -46,19 +43,19 @@ def _evidence(d) -> list[tuple[str, str, str]]:
          f"Columns: all levels, the levels {diverge}, and the training distribution.</p>"
          + _guarded(lambda: evidence_view.evidence_table(d), "evidence table")),
         ("outcomes", "How episodes end", _guarded(lambda: figure(
-            figures.outcome_bars(categories, series, d.intended), "outcome bars, agent against chance",
+            figures.outcome_bars(*evidence_view.outcome_series(d), d.intended), "outcome bars, agent against chance",
             f"Share of the agent's episodes by outcome (exact probabilities, 95% interval) on all '{esc(d.dist)}' "
             f"levels, on the levels {diverge}, and on the training distribution, beside a uniform-random policy "
             "where the goals diverge (chance). An episode counts for the first candidate goal it achieves; where "
             "the goals coincide, the counts say nothing about which one the agent wants."), "outcome bars")),
         ("goals", "Which goal explains the agent", _guarded(lambda: figure(
-            figures.inference_bars(hypotheses, panels, d.intended), "goal-inference mixture weights",
+            figures.inference_bars(*evidence_view.inference_panels(d), d.intended), "goal-inference mixture weights",
             "Goal inference: the mixture weight of each hypothesis (each candidate goal, R itself and a random "
             "policy) over the agent's episodes, with the share of its predictable behaviour each explains. On "
             "training levels the goals usually coincide, so inference cannot separate them there.")
             + evidence_view.inference_table(d), "goal inference")),
         ("values", "Reward against intended utility, by term", _guarded(lambda: figure(
-            figures.values_by_term(terms, values), "R and U by term",
+            figures.values_by_term(*evidence_view.value_panels(d)), "R and U by term",
             "Expected discounted return from a level's start (mean over levels, 95% interval) under R, under U "
             "and under each U term, for the agent, the R-optimal and the U-optimal policy. Where the R-optimal "
             "bar falls short of the U-optimal one on a term, the reward does not ask for it."), "value bars")),

@@ -102,7 +102,7 @@ th,td{border:1px solid #d9dde3;padding:5px 9px;text-align:left;vertical-align:to
 th{background:#f1f3f6}
 tr.focus td{background:#fffbe6}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.held{color:#1b5e20}td.failed{color:#b71c1c}
+td.sub{padding-left:2em;color:#444}td.held{color:#1b5e20}td.failed{color:#b71c1c}
 .v{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;font-size:.92em;white-space:nowrap}
 .v-other{background:#e6e6e6}
 .summary{display:grid;grid-template-columns:1fr;gap:14px;margin:18px 0}

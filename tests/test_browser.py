@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from aligntriage.diagnose.kinds import INNER
 from aligntriage.report.html import write_report
 from test_report import make_scripted_run
 
@@ -65,9 +66,10 @@ def test_report_opens_in_chromium_without_errors_and_every_figure_loads(browser,
     severe = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not severe, severe
 
-    table = browser.find_element(By.ID, "verdicts")
-    assert table.is_displayed() and len(table.find_elements(By.CSS_SELECTOR, "tbody tr")) == 2
-    assert "inner misalignment" in table.text
+    table = browser.find_element(By.ID, "verdict-table")
+    diagnosed = len(list(report.parent.glob("diagnosis-*.json")))
+    assert table.is_displayed() and len(table.find_elements(By.CSS_SELECTOR, "tbody tr")) == diagnosed == 1
+    assert INNER in table.text
 
     images = browser.execute_script(
         "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.src.slice(0, 22)])")
@@ -76,8 +78,8 @@ def test_report_opens_in_chromium_without_errors_and_every_figure_loads(browser,
     assert not broken, broken
     assert all(src.startswith("data:image/") for *_, src in images)
 
-    for anchor in ("summary", "verdicts", "training", "outcomes", "goals", "values", "where", "episodes",
-                   "glossary"):
+    for anchor in ("summary", "verdicts", "training", "evidence", "outcomes", "goals", "values", "where", "episodes",
+                   "per-seed", "glossary"):
         assert browser.find_element(By.ID, anchor).is_displayed()
     overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px"

@@ -3,14 +3,10 @@ evaluation (one row per protocol). Each returns HTML, or "" when the run folder 
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
+from aligntriage.report.page import esc as _esc
 from aligntriage.store.files import read_json
-
-
-def _esc(value) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _ci(est: dict | None, pct: bool = False) -> str:

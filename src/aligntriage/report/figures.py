@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 import textwrap
+from typing import NamedTuple
 
 import matplotlib
 
@@ -18,6 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import PowerNorm  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+
+from aligntriage.report.page import share as explained_share  # noqa: E402
 
 DPI = 110
 AGENT, R_OPT, U_OPT, TRAIN, CHANCE = "#1f6fd1", "#e08a1e", "#2e9e5b", "#8c8c8c", "#d9d9d9"
@@ -32,27 +35,29 @@ def png(fig, dpi: int | str = DPI, tight: bool = True) -> bytes:
     return buffer.getvalue()
 
 
-def _ci(est: dict) -> tuple[float, float, float]:
-    mean = est.get("mean", float("nan"))
-    if not est.get("n"):
-        return float("nan"), 0.0, 0.0
-    return mean, max(mean - est["low"], 0.0), max(est["high"] - mean, 0.0)
+class Bars(NamedTuple):
+    """One series of a bar chart: a value per category with its 95% interval (None: no interval)."""
+
+    label: str
+    mean: list[float]
+    low: list[float] | None
+    high: list[float] | None
+    colour: str
 
 
-def _grouped_bars(ax, categories: list[str], series: list[tuple[str, list[dict], str]], percent: bool = False):
-    """Bars per category, one per series, each with its 95% confidence interval when it has one (clipped to
-    [0, 100%] for shares, where a normal-approximation interval can overshoot)."""
+def _grouped_bars(ax, categories: list[str], series: list[Bars], percent: bool = False):
+    """Bars per category, one per series, each with its 95% interval when it has one."""
     width = 0.8 / max(len(series), 1)
     x = np.arange(len(categories))
-    for k, (label, estimates, colour) in enumerate(series):
-        mean, low, high = (np.array(v) for v in zip(*(_ci(e) for e in estimates)))
-        if percent:
-            low, high = np.minimum(low, np.maximum(mean, 0)), np.minimum(high, np.maximum(1 - mean, 0))
-        scale = 100.0 if percent else 1.0
-        mean = mean * scale
-        has_ci = np.array([bool(e.get("n", 0) > 1) for e in estimates])
-        yerr = np.array([low, high]) * scale * has_ci
-        ax.bar(x + (k - (len(series) - 1) / 2) * width, np.nan_to_num(mean), width, label=label, color=colour,
+    scale = 100.0 if percent else 1.0
+    for k, bars in enumerate(series):
+        mean = np.nan_to_num(np.asarray(bars.mean, float))
+        yerr = None
+        if bars.low is not None and bars.high is not None:
+            low = np.nan_to_num(mean - np.asarray(bars.low, float)).clip(0)
+            high = np.nan_to_num(np.asarray(bars.high, float) - mean).clip(0)
+            yerr = np.array([low, high]) * scale
+        ax.bar(x + (k - (len(series) - 1) / 2) * width, mean * scale, width, label=bars.label, color=bars.colour,
                yerr=yerr, capsize=3, error_kw={"elinewidth": 1, "ecolor": "#333"})
     ax.set_xticks(x, categories)
     ax.axhline(0, color="#444", linewidth=0.8)
@@ -89,20 +94,9 @@ def training_curves(rows: list[dict]) -> bytes | None:
     return png(fig)
 
 
-def outcome_bars(deploy: dict, train: dict | None, dist: str, train_dist: str, intended: str = "") -> bytes:
-    """Episode outcomes (share of episodes, 95% CI) on all levels and on disambiguating levels, beside what a
-    uniform-random policy reaches first on the same disambiguating levels (the chance baseline)."""
-    categories = list(deploy["outcomes"]["all"])
+def outcome_bars(categories: list[str], series: list[Bars], intended: str) -> bytes:
+    """How episodes end (share of episodes per outcome category, 95% interval), one series per view."""
     labels = [textwrap.fill(c + (" (intended goal)" if c == intended else ""), 14) for c in categories]
-    series = [(f"'{dist}': all levels", [deploy["outcomes"]["all"][c] for c in categories], SERIES[0]),
-              (f"'{dist}': disambiguating levels only", [deploy["outcomes"]["disambiguating"][c] for c in categories],
-               SERIES[1])]
-    chance = deploy["outcomes"].get("chance_disambiguating")
-    if chance and deploy.get("disambiguating_fraction", 0) > 0:
-        series.append((f"'{dist}': uniform-random policy, disambiguating", [chance[c] for c in categories], CHANCE))
-    if train is not None:
-        series.append((f"'{train_dist}' (training): all levels", [train["outcomes"]["all"][c] for c in categories],
-                       TRAIN))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.5 * len(categories) + 2.0), 3.4))
     _grouped_bars(ax, labels, series, percent=True)
     ax.set_ylabel("% of episodes")
@@ -113,49 +107,38 @@ def outcome_bars(deploy: dict, train: dict | None, dist: str, train_dist: str, i
     return png(fig)
 
 
-def posterior_bars(deploy: dict, train: dict | None, dist: str, train_dist: str, intended: str) -> bytes:
-    """The goal-inference posterior on each distribution, with each goal's log-likelihood gain over random."""
-    panels = [(dist, deploy)] + ([(train_dist + " (training)", train)] if train is not None else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.9 * len(panels), 2.9), squeeze=False, sharey=True)
-    for ax, (title, evidence) in zip(axes[0], panels):
-        inference = evidence["goal_inference"]
-        names = list(inference["posterior"])
-        probs = [inference["posterior"][n] for n in names]
-        colours = [U_OPT if n == intended else (TRAIN if n == "random" else R_OPT) for n in names]
-        bars = ax.bar(range(len(names)), probs, color=colours)
-        for bar, name in zip(bars, names):
-            gain = inference["goals"].get(name, {}).get("gain_over_random")
-            text = f"{gain:+.3f} nats" if gain is not None else "baseline"
-            ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
-                        fontsize=7, xytext=(0, 2), textcoords="offset points")
-        ax.set_xticks(range(len(names)), [n + (" (intended)" if n == intended else "") for n in names],
-                      rotation=15, fontsize=8)
-        ax.set_ylim(0, 1.15)
-        ax.set_title(f"on '{title}'", fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_axisbelow(True)
-    axes[0][0].set_ylabel("posterior probability")
+def inference_bars(hypotheses: list[str], panels: list[tuple[str, Bars, list[float]]], intended: str) -> bytes:
+    """Goal inference per view: each hypothesis's mixture weight (bars, with their interval) and the share of the
+    agent's predictable behaviour it explains (labels)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.0), squeeze=False, sharey=True)
+    colours = [U_OPT if n == intended else (TRAIN if n == "random" else R_OPT) for n in hypotheses]
+    for ax, (title, weights, explained) in zip(axes[0], panels):
+        _grouped_bars(ax, [n + ("\n(intended)" if n == intended else "") for n in hypotheses],
+                      [weights._replace(colour=colours)])
+        for x, (weight, share) in enumerate(zip(weights.mean, explained)):
+            text = "baseline" if hypotheses[x] == "random" else f"explains {explained_share(share)}"
+            ax.annotate(text, (x, np.nan_to_num(weight)), ha="center", va="bottom", fontsize=7, xytext=(0, 3),
+                        textcoords="offset points")
+        ax.set_ylim(0, 1.2)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.set_title(textwrap.fill(title, 36), fontsize=9)
+    axes[0][0].set_ylabel("mixture weight")
     fig.tight_layout()
     return png(fig)
 
 
-def values_by_term(deploy: dict, train: dict | None, dist: str, train_dist: str) -> bytes:
-    """R, U and every U term: the agent's expected discounted return against the R-optimal and U-optimal
-    policies', per distribution (95% CI over levels)."""
-    panels = [(dist, deploy)] + ([(train_dist + " (training)", train)] if train is not None else [])
-    terms = list(deploy["values"]["agent"])
+def values_by_term(terms: list[str], panels: list[tuple[str, list[Bars]]]) -> bytes:
+    """R, U and every U term: expected discounted return from a level's start per policy, per view."""
     labels = [textwrap.fill(t, 12) for t in terms]
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(3.9, 1.1 * len(terms) + 2) * len(panels), 3.1),
-                             squeeze=False)
-    for ax, (title, evidence) in zip(axes[0], panels):
-        values = evidence["values"]
-        series = [("agent", [values["agent"][t] for t in terms], AGENT),
-                  ("R-optimal policy", [values["r_optimal"][t] for t in terms], R_OPT),
-                  ("U-optimal policy", [values["u_optimal"][t] for t in terms], U_OPT)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(3.0, 0.8 * len(terms) + 1.4) * len(panels), 3.2),
+                             squeeze=False, sharey=True)
+    for ax, (title, series) in zip(axes[0], panels):
         _grouped_bars(ax, labels, series)
-        ax.set_title(f"on '{title}'", fontsize=10)
+        ax.set_title(textwrap.fill(title, 36), fontsize=9)
     axes[0][0].set_ylabel("expected discounted return")
-    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, -0.06))
     fig.tight_layout()
     return png(fig)
 
@@ -179,10 +162,10 @@ def _panel_grid(count: int, shape: tuple[int, int]):
 def _level_axes(ax, backdrop: np.ndarray, title: str):
     height, width = backdrop.shape[:2]
     ax.imshow(backdrop, interpolation="nearest")
-    ax.set_xticks(np.arange(-0.5, width, 1), minor=True)
-    ax.set_yticks(np.arange(-0.5, height, 1), minor=True)
-    ax.grid(which="minor", color="white", linewidth=0.6)
-    ax.tick_params(which="both", bottom=False, left=False, labelbottom=False, labelleft=False)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.vlines(np.arange(-0.5, width, 1), -0.5, height - 0.5, colors="white", linewidth=0.6)
+    ax.hlines(np.arange(-0.5, height, 1), -0.5, width - 0.5, colors="white", linewidth=0.6)
     ax.set_title(title, fontsize=9)
 
 

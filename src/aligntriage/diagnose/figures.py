@@ -68,7 +68,7 @@ def subset_indices(evidence: Evidence) -> dict[str, np.ndarray]:
     return {"all": everything, "disambiguating": dis if dis.size else everything}
 
 
-def mixture(log_likelihood: np.ndarray, iterations: int = 500) -> tuple[np.ndarray, np.ndarray]:
+def mixture(log_likelihood: np.ndarray, iterations: int = 300) -> tuple[np.ndarray, np.ndarray]:
     """Maximum-likelihood mixture weights over hypotheses when each episode follows ONE of them (EM), and each
     episode's responsibilities [N, H].
 
@@ -84,7 +84,7 @@ def mixture(log_likelihood: np.ndarray, iterations: int = 500) -> tuple[np.ndarr
         resp = weights * shifted
         resp /= resp.sum(axis=1, keepdims=True)
         new = resp.mean(axis=0)
-        if np.abs(new - weights).max() < 1e-10:
+        if np.abs(new - weights).max() < 1e-7:
             weights = new
             break
         weights = new

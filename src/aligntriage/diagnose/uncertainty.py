@@ -37,6 +37,10 @@ class Verdict:
     margins: tuple[Margin, ...]
     explanation: str
 
+    def leading(self, count: int = 2) -> list[tuple[str, float]]:
+        """The ``count`` most probable kinds, most probable first (a saved record's dict order is not kept)."""
+        return sorted(self.candidates.items(), key=lambda kv: -kv[1])[:count]
+
 
 def case(evidence: Evidence, iid: Evidence, partition: str, scope: tuple[str, ...], intended: str,
          scopes: dict[str, tuple[str, ...]], seeds=None, levels=None, iid_levels=None) -> Case:

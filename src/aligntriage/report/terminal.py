@@ -39,7 +39,7 @@ def print_diagnosis(console: Console, diagnosis, explain: bool = True) -> None:
                    "shortfall split (reward / training)"):
         verdicts.add_column(column)
     for v in d.verdicts:
-        candidates = ", ".join(f"{k} {p:.0%}" for k, p in list(v.candidates.items())[:2])
+        candidates = ", ".join(f"{k} {p:.0%}" for k, p in v.leading())
         verdicts.add_row(escape(v.partition), escape(", ".join(v.reward_scope)), verdict_text(v.kind),
                          candidates if len(v.candidates) > 1 else f"{v.probability:.0%}",
                          escape(v.inferred_goal or "–"), f"{v.split[0]:.0%} / {v.split[1]:.0%}")

@@ -22,11 +22,6 @@ def _partition(v: Verdict) -> str:
     return f"Under partition '{esc(v.partition)}' (the reward covers {esc(', '.join(v.reward_scope) or 'nothing')})"
 
 
-def leading(v: Verdict) -> list[tuple[str, float]]:
-    """The candidate kinds, most probable first (a file's JSON keeps them in name order)."""
-    return sorted(v.candidates.items(), key=lambda kp: -kp[1])
-
-
 def verdict_badge(v: Verdict) -> str:
     """The kind with its probability; an inconclusive verdict has none of its own (its candidates do)."""
     return badge(v.kind) if v.kind == INCONCLUSIVE else badge(v.kind, v.probability)
@@ -35,7 +30,7 @@ def verdict_badge(v: Verdict) -> str:
 def _uncertainty(v: Verdict) -> str:
     """What an inconclusive or mixed verdict means here."""
     if v.kind == INCONCLUSIVE:
-        names = " and ".join(f"{badge(k, p)}" for k, p in leading(v)[:2])
+        names = " and ".join(f"{badge(k, p)}" for k, p in v.leading(len(v.candidates))[:2])
         return f" The two leading candidates are {names}. {esc(KINDS[INCONCLUSIVE].glossary)}"
     if v.kind == MIXED:
         inside, outside = v.split
@@ -90,7 +85,7 @@ def what_would_change_it(d: Diagnosis) -> list[str]:
         items.append(f"{badge(kind)}: {esc(KINDS[kind].advice)}")
         if kind == INCONCLUSIVE:
             for v in d.verdicts:
-                for candidate, _ in leading(v)[:2]:
+                for candidate, _ in v.leading(len(v.candidates))[:2]:
                     items.append(f"If more evidence shows {badge(candidate)} under '{esc(v.partition)}': "
                                  f"{esc(KINDS[candidate].advice)}")
     tolerances = ", ".join(f"{k}={v}" for k, v in d.tolerances.to_dict().items())

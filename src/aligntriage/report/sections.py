@@ -30,7 +30,7 @@ def verdict_badge(v: Verdict) -> str:
 def _uncertainty(v: Verdict) -> str:
     """What an inconclusive or mixed verdict means here."""
     if v.kind == INCONCLUSIVE:
-        names = " and ".join(f"{badge(k, p)}" for k, p in v.leading(len(v.candidates))[:2])
+        names = " and ".join(f"{badge(k, p)}" for k, p in v.leading(2))
         return f" The two leading candidates are {names}. {esc(KINDS[INCONCLUSIVE].glossary)}"
     if v.kind == MIXED:
         inside, outside = v.split
@@ -85,7 +85,7 @@ def what_would_change_it(d: Diagnosis) -> list[str]:
         items.append(f"{badge(kind)}: {esc(KINDS[kind].advice)}")
         if kind == INCONCLUSIVE:
             for v in d.verdicts:
-                for candidate, _ in v.leading(len(v.candidates))[:2]:
+                for candidate, _ in v.leading(2):
                     items.append(f"If more evidence shows {badge(candidate)} under '{esc(v.partition)}': "
                                  f"{esc(KINDS[candidate].advice)}")
     tolerances = ", ".join(f"{k}={v}" for k, v in d.tolerances.to_dict().items())

@@ -2,12 +2,11 @@
 
 import functools
 import os
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
-if "ALIGNTRIAGE_STORE" not in os.environ:  # tests never touch the user's real run index
-    import tempfile
-
-    os.environ["ALIGNTRIAGE_STORE"] = tempfile.mkdtemp(prefix="aligntriage-test-store-")
+# Tests never touch the user's run index, not even one ALIGNTRIAGE_STORE points at: they always get their own.
+os.environ["ALIGNTRIAGE_STORE"] = tempfile.mkdtemp(prefix="aligntriage-test-store-")
 
 import jax
 import numpy as np

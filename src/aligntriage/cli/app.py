@@ -8,16 +8,43 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from aligntriage.errors import AligntriageError
 from aligntriage.store.files import number_or_text
 
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (a missing argument, ``--steps abc``, a value out of an option's range) as one line and exit
+    code 2, like every other user error, instead of click's usage box."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+            sys.exit(0)
+        except click.ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            message = " ".join(exc.format_message().split())
+            errors.print(f"error: {message}{hint}", markup=False, highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            errors.print("aborted", markup=False, highlight=False)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
     help="Train agents in small exactly-solvable worlds and tell outer misalignment, inner misalignment and "
@@ -45,11 +72,24 @@ def parse_params(items: list[str] | None) -> dict:
     """``KEY=VALUE`` level-parameter overrides; values are read as int, float or text."""
     params = {}
     for item in items or []:
-        if "=" not in item:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
             raise AligntriageError(f"level parameter '{item}' must look like KEY=VALUE")
-        key, raw = item.split("=", 1)
-        params[key] = number_or_text(raw)
+        if key in params:
+            raise AligntriageError(f"level parameter '{key}' given twice ({params[key]} and {raw})")
+        params[key] = number_or_text(raw.strip())
     return params
+
+
+def writable_index() -> None:
+    """Refuse up front, before any work or file, a command that must register a run in a read-only index."""
+    from aligntriage.store import RunIndex
+
+    index = RunIndex()
+    if not index.writable:
+        raise AligntriageError(f"the run index '{index.path}' is read-only: listing runs works, but this command "
+                               "must register one; make it writable or use --store DIR")
 
 
 ParamOption = typer.Option(None, "--param", "-p", help="Level parameter override KEY=VALUE (repeatable).")

@@ -8,8 +8,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from aligntriage.cli.app import ParamOption, app, console, parse_params, user_errors
+from aligntriage.cli.app import ParamOption, app, console, parse_params, user_errors, writable_index
 from aligntriage.errors import AligntriageError
+from aligntriage.store.folder import RunFolder
 
 
 def _ci(e: dict, pct: bool = False) -> str:
@@ -48,13 +49,14 @@ def sweep(
     grid: Optional[list[str]] = typer.Option(None, "--grid", help="KEY=V1,V2,... (repeatable). Keys: training "
                                              "knobs dist, steps, width, depth, network, ent_coef, gamma, lr, envs, "
                                              "rollout, epochs, or any level parameter of the scenario."),
-    seeds: int = typer.Option(3, "--seeds", help="Seeds per grid point, trained together in one vmapped call."),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per grid point, trained together in one vmapped call."),
     backend: str = typer.Option("local", "--backend", help="local (process pool) or ray."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address ('auto' for the running "
                                           "cluster); without it the ray backend starts a local one."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Local processes (default: one per core)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per seed, unless the grid sets them."),
-    levels: int = typer.Option(200, "--levels", help="Sampled levels per diagnosed distribution."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Local processes (default: one per core)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps per seed, unless the grid sets "
+                                        "them."),
+    levels: int = typer.Option(200, "--levels", min=2, help="Sampled levels per diagnosed distribution."),
     diagnose_on: Optional[list[str]] = typer.Option(None, "--diagnose-on", help="Distribution(s) to diagnose on "
                                                     "(default: deploy)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Sweep folder (default runs/SCENARIO-sweep-TIME)."),
@@ -83,6 +85,8 @@ def sweep(
     else:
         plan = plan_sweep(scenario, grid, seeds, out, level_params=parse_params(params),
                           training={"total_steps": steps}, levels=levels, dists=diagnose_on)
+    writable_index()
+    RunFolder(out).check_claimable(new=not resume)
     points = len(plan["points"])
     console.print(f"sweep of {points} point(s) × {seeds} seed(s) on the {backend} backend → {out}")
     columns = (TextColumn("[bold]sweep[/bold]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
@@ -98,13 +102,17 @@ def sweep(
         summary = run_sweep(plan, out, backend=backend, resume=resume, workers=workers, address=address,
                             on_point=on_point)
     print_summary(summary)
-    console.print(f"saved {out / 'summary.json'}, {out / 'summary.csv'}"
-                  + (f" and figures sweep-*.png in {out}" if summary["status"] == "complete" else ""))
+    folder = RunFolder(out)
+    console.print(f"saved {folder.file(RunFolder.SUMMARY)}, {folder.file(RunFolder.SUMMARY_CSV)}"
+                  + (f" and figures {RunFolder.SWEEP_FIGURE_PATTERN} in {out}" if summary["status"] == "complete"
+                     else ""), markup=False, highlight=False)
     if summary["status"] != "complete":
-        console.print(f"sweep interrupted; finish it with: aligntriage sweep {scenario} --out {out} --resume")
+        console.print(f"sweep interrupted; finish it with: aligntriage sweep {scenario} --out {out} --resume",
+                      markup=False, highlight=False)
         raise typer.Exit(130)
-    try:
-        from aligntriage.report.html import write_report
-    except ImportError:
-        return
-    console.print(f"report: {write_report(out)}")
+    from aligntriage.report.html import write_report
+
+    with folder.claim(new=False):
+        report = write_report(out)
+        folder.adopt(RunFolder.REPORT)
+    console.print(f"report: {report}", markup=False, highlight=False)

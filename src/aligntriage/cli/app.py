@@ -12,13 +12,15 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
 from aligntriage.errors import AligntriageError
 from aligntriage.store.files import number_or_text
+
+# The click that typer runs on (newer typers vendor their own copy): its usage-error base class and Abort.
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 class OneLineErrors(TyperGroup):
@@ -28,19 +30,34 @@ class OneLineErrors(TyperGroup):
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         try:
             result = super().main(*args, standalone_mode=False, **kwargs)
-        except click.exceptions.NoArgsIsHelpError as exc:
-            click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
-            sys.exit(0)
-        except click.ClickException as exc:
+        except _CLICK_ERROR as exc:
             ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                console.print(ctx.get_help() if ctx is not None else str(exc), markup=False, highlight=False)
+                sys.exit(0)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             message = " ".join(exc.format_message().split())
+            raw = _raw_value(getattr(exc, "param", None), args[0] if args else kwargs.get("args"))
+            if raw is not None and repr(raw) not in message and f"'{raw}'" not in message:
+                message = f"{message.rstrip('.')}, got '{raw}'"
             errors.print(f"error: {message}{hint}", markup=False, highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
-        except click.exceptions.Abort:
+        except typer.Abort:
             errors.print("aborted", markup=False, highlight=False)
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
+
+
+def _raw_value(param, argv) -> str | None:
+    """What the user typed for the option a usage error is about (so the message names the bad value)."""
+    argv = list(argv if argv is not None else sys.argv[1:])
+    for opt in getattr(param, "opts", None) or []:
+        for i, token in enumerate(argv):
+            if token == opt and i + 1 < len(argv):
+                return argv[i + 1]
+            if token.startswith(opt + "="):
+                return token[len(opt) + 1:]
+    return None
 
 
 app = typer.Typer(
@@ -80,6 +97,13 @@ def parse_params(items: list[str] | None) -> dict:
             raise AligntriageError(f"level parameter '{key}' given twice ({params[key]} and {raw})")
         params[key] = number_or_text(raw.strip())
     return params
+
+
+def at_least(*checks: tuple[str, int | None, int]) -> None:
+    """(flag, value, lowest allowed) for each integer option; the first value out of range is a one-line error."""
+    for flag, value, low in checks:
+        if value is not None and value < low:
+            raise AligntriageError(f"{flag} must be >= {low}, got {value}")
 
 
 def writable_index() -> None:

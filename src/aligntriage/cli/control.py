@@ -52,12 +52,12 @@ def control_command(
                                          "trusted policy (defer to trusted)."),
     edit_fraction: float = typer.Option(0.20, "--edit-fraction", help="Fraction of benign episodes the trusted "
                                         "policy takes over (trusted editing)."),
-    episodes: int = typer.Option(1000, "--episodes", min=1, help="Episodes per deployment."),
-    deployments: int = typer.Option(200, "--deployments", min=1, help="Simulated deployments checking the exact "
+    episodes: int = typer.Option(1000, "--episodes", help="Episodes per deployment."),
+    deployments: int = typer.Option(200, "--deployments", help="Simulated deployments checking the exact "
                                     "safety."),
-    levels: int = typer.Option(64, "--levels", min=2, help="Sampled levels in the deployment's pool."),
+    levels: int = typer.Option(64, "--levels", help="Sampled levels in the deployment's pool."),
     dist: str = typer.Option("deploy", "--dist", help="Distribution the deployment's levels come from."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the levels, the bootstrap and the simulations."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the levels, the bootstrap and the simulations."),
     untrusted: Optional[Path] = typer.Option(None, "--untrusted", help="A trained run folder to use as the "
                                              "untrusted (benign) policy instead of the U-optimal one."),
     trusted_affordances: Optional[str] = typer.Option(None, "--trusted-affordances", help="Affordance set of the "
@@ -71,13 +71,14 @@ def control_command(
 ) -> None:
     """Safety and usefulness of AI-control protocols (Greenblatt et al. 2024) against the red team's best attack
     rate; prints the table and saves control.json and control-pareto.png in a run folder."""
-    from aligntriage.cli.main import default_run_dir
+    from aligntriage.cli.main import at_least, default_run_dir
     from aligntriage.control.evaluate import ControlSettings
     from aligntriage.control.protocols import protocols_for
     from aligntriage.control.run import control, save_control_run
     from aligntriage.report.html import write_report
     from aligntriage.store.folder import RunFolder
 
+    at_least(("--seed", seed, 0))
     settings = ControlSettings(audit_budget=audit_budget, defer_fraction=defer_fraction, edit_fraction=edit_fraction,
                                episodes=episodes, deployments=deployments, levels=levels, dist=dist, seed=seed,
                                trusted_temperature=trusted_temperature).validate()

@@ -19,6 +19,7 @@ from rich.table import Table
 from aligntriage.cli.app import (  # noqa: F401
     ParamOption,
     app,
+    at_least,
     console,
     errors,
     parse_params,
@@ -95,7 +96,7 @@ def _scenario_detail(sc, name: str) -> None:
 def show(
     scenario: str = typer.Argument(..., help="Scenario name or path to a scenario file."),
     dist: str = typer.Option("train", "--dist", help="Level distribution to sample from."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the sampled level."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampled level."),
     png: Optional[Path] = typer.Option(None, "--png", help="Also draw the level to this PNG file."),
     params: Optional[list[str]] = ParamOption,
 ) -> None:
@@ -104,6 +105,7 @@ def show(
 
     from aligntriage.worlds import get_scenario
 
+    at_least(("--seed", seed, 0))
     sc = get_scenario(scenario, **parse_params(params))
     if png is not None:
         writable_file(png, "--png")
@@ -142,9 +144,8 @@ def training_config(scenario, **options) -> PPOConfig:
     return PPOConfig.from_dict(settings)
 
 
-def _opt(name: str, help_text: str, **limits):
-    return typer.Option(None, f"--{name}", help=f"{help_text} (default {getattr(PPOConfig, name.replace('-', '_'))})",
-                        **limits)
+def _opt(name: str, help_text: str):
+    return typer.Option(None, f"--{name}", help=f"{help_text} (default {getattr(PPOConfig, name.replace('-', '_'))})")
 
 
 def resumed_record(scenario: str, out: Path, given: dict):
@@ -179,18 +180,18 @@ def resumed_record(scenario: str, out: Path, given: dict):
 def train(
     scenario: str = typer.Argument(..., help="Scenario name or path to a scenario file."),
     dist: Optional[str] = typer.Option(None, "--dist", help="Training distribution (default train)."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Environment steps per seed (default "
+    steps: Optional[int] = typer.Option(None, "--steps", help="Environment steps per seed (default "
                                         f"{PPOConfig.total_steps}, or the scenario's own budget)."),
-    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="Seeds trained together in one vmapped call "
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="Seeds trained together in one vmapped call "
                                         "(default 1)."),
-    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="First seed (default 0)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="First seed (default 0)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/SCENARIO-train-TIME)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint, with its "
                                 "saved settings."),
-    envs: Optional[int] = typer.Option(None, "--envs", min=1, help=f"Parallel environments per seed (default "
+    envs: Optional[int] = typer.Option(None, "--envs", help=f"Parallel environments per seed (default "
                                        f"{PPOConfig.num_envs})."),
-    width: Optional[int] = _opt("width", "Hidden units per layer.", min=1),
-    depth: Optional[int] = _opt("depth", "Hidden layers.", min=1),
+    width: Optional[int] = _opt("width", "Hidden units per layer."),
+    depth: Optional[int] = _opt("depth", "Hidden layers."),
     network: Optional[str] = _opt("network", "mlp or cnn."),
     ent_coef: Optional[float] = typer.Option(None, "--ent-coef", help="Entropy bonus coefficient (default "
                                              f"{PPOConfig.ent_coef}, or the scenario's own)."),
@@ -201,6 +202,8 @@ def train(
     """Train PPO on a scenario's training distribution, with R only."""
     from aligntriage.worlds import get_scenario
 
+    at_least(("--steps", steps, 1), ("--seeds", seeds, 1), ("--seed", seed, 0), ("--envs", envs, 1),
+             ("--width", width, 1), ("--depth", depth, 1))
     level_params = parse_params(params)
     if resume:
         if out is None:
@@ -321,8 +324,8 @@ def diagnose_command(
     dist: str = typer.Option("deploy", "--dist", help="Distribution to diagnose on."),
     partition: Optional[list[str]] = typer.Option(None, "--partition", help="Partition(s) to judge (default: all)."),
     affordances: Optional[str] = typer.Option(None, "--affordances", help="Affordance set (default: all actions)."),
-    levels: int = typer.Option(200, "--levels", min=2, help="Sampled levels per distribution."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the sampled levels and episodes."),
+    levels: int = typer.Option(200, "--levels", help="Sampled levels per distribution."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampled levels and episodes."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the diagnosis JSON here."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder for a scripted policy's diagnosis (default "
                                        "runs/SCENARIO-diagnose-TIME); a trained run's diagnosis goes in its folder."),
@@ -332,6 +335,7 @@ def diagnose_command(
     params: Optional[list[str]] = ParamOption,
 ) -> None:
     """Diagnose a trained run or a scripted policy: verdict per partition, evidence, threat-model reading."""
+    at_least(("--levels", levels, 2), ("--seed", seed, 0))
     from aligntriage.diagnose import diagnose
     from aligntriage.report.terminal import print_diagnosis
     from aligntriage.store import index_run
@@ -370,15 +374,16 @@ def diagnose_command(
 @user_errors
 def run(
     scenario: str = typer.Argument(..., help="Scenario name or path to a scenario file."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training environment steps per seed (default "
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training environment steps per seed (default "
                                         f"{PPOConfig.total_steps}, or the scenario's own budget)."),
-    seeds: int = typer.Option(1, "--seeds", min=1, help="Seeds trained together."),
+    seeds: int = typer.Option(1, "--seeds", help="Seeds trained together."),
     dist: str = typer.Option("train", "--dist", help="Training distribution."),
-    levels: int = typer.Option(200, "--levels", min=2, help="Sampled levels per diagnosed distribution."),
+    levels: int = typer.Option(200, "--levels", help="Sampled levels per diagnosed distribution."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/SCENARIO-run-TIME)."),
     params: Optional[list[str]] = ParamOption,
 ) -> None:
     """Train on the training distribution, diagnose on every distribution and partition, save everything."""
+    at_least(("--steps", steps, 1), ("--seeds", seeds, 1), ("--levels", levels, 2))
     from aligntriage.diagnose import diagnose_many
     from aligntriage.report.html import write_report
     from aligntriage.report.terminal import print_diagnosis

@@ -49,14 +49,14 @@ def sweep(
     grid: Optional[list[str]] = typer.Option(None, "--grid", help="KEY=V1,V2,... (repeatable). Keys: training "
                                              "knobs dist, steps, width, depth, network, ent_coef, gamma, lr, envs, "
                                              "rollout, epochs, or any level parameter of the scenario."),
-    seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per grid point, trained together in one vmapped call."),
+    seeds: int = typer.Option(3, "--seeds", help="Seeds per grid point, trained together in one vmapped call."),
     backend: str = typer.Option("local", "--backend", help="local (process pool) or ray."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address ('auto' for the running "
                                           "cluster); without it the ray backend starts a local one."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Local processes (default: one per core)."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps per seed, unless the grid sets "
+    workers: Optional[int] = typer.Option(None, "--workers", help="Local processes (default: one per core)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per seed, unless the grid sets "
                                         "them."),
-    levels: int = typer.Option(200, "--levels", min=2, help="Sampled levels per diagnosed distribution."),
+    levels: int = typer.Option(200, "--levels", help="Sampled levels per diagnosed distribution."),
     diagnose_on: Optional[list[str]] = typer.Option(None, "--diagnose-on", help="Distribution(s) to diagnose on "
                                                     "(default: deploy)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Sweep folder (default runs/SCENARIO-sweep-TIME)."),
@@ -67,11 +67,12 @@ def sweep(
     """Train and diagnose every grid point for K seeds; print and save the summary and its figures."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from aligntriage.cli.main import default_run_dir
+    from aligntriage.cli.main import at_least, default_run_dir
     from aligntriage.errors import UnknownName
     from aligntriage.sweep import load_plan, plan_sweep, run_sweep
     from aligntriage.sweep.backends import BACKENDS
 
+    at_least(("--seeds", seeds, 1), ("--workers", workers, 1), ("--steps", steps, 1), ("--levels", levels, 2))
     if backend not in BACKENDS:
         raise UnknownName("backend", backend, BACKENDS)
     if resume and out is None:

@@ -49,9 +49,23 @@ def _load_file(path: Path):
     return module
 
 
-@functools.lru_cache(maxsize=64)
+def _source(name: str) -> tuple:
+    """What identifies a scenario's code: a built-in's name, or a file's absolute path and version (so a relative
+    path means the same file from any working directory, and an edited file is loaded afresh)."""
+    if not name.endswith(".py"):
+        return (name,)
+    path = Path(name).expanduser().resolve()
+    stat = path.stat() if path.is_file() else None
+    return (str(path), stat.st_mtime_ns if stat else None, stat.st_size if stat else None)
+
+
 def scenario_module(name: str):
     """The module behind a scenario name, or behind a path to a user's scenario file."""
+    return _module(name if not name.endswith(".py") else str(Path(name)), _source(name))
+
+
+@functools.lru_cache(maxsize=64)
+def _module(name: str, source: tuple):
     if name.endswith(".py"):
         return _load_file(Path(name))
     if name not in scenario_names():
@@ -80,11 +94,11 @@ def level_params(name: str, **params: Any) -> dict[str, Any]:
 
 def get_scenario(name: str, **params: Any) -> Scenario:
     """Build a scenario by name (or ``path/to/file.py``) with optional level-parameter overrides."""
-    return _get_scenario(name, tuple(sorted(level_params(name, **params).items())))
+    return _get_scenario(name, tuple(sorted(level_params(name, **params).items())), _source(name))
 
 
 @functools.lru_cache(maxsize=64)
-def _get_scenario(name: str, params: tuple) -> Scenario:
+def _get_scenario(name: str, params: tuple, source: tuple) -> Scenario:
     module = scenario_module(name)
     user_file = name.endswith(".py")
     try:

@@ -37,19 +37,21 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 """What a scenario's part names may hold: they are typed on the command line (``--partition NAME``,
 ``goal:NAME@EPS``) and shown in rich tables, so no markup brackets, separators or spaces."""
 
-_KINDS = {bool: "a boolean (0 or 1)", int: "an integer", float: "a number", str: "text"}
+_KINDS = {bool: "a boolean (0 or 1)", int: "an integer", float: "a number", str: "a text"}
 
 
 @dataclass(frozen=True)
 class Param:
-    """A level parameter's default, type, inclusive range and meaning; ``-p KEY=VALUE`` is checked against it
-    before ``build()`` sees the value. The type is the default's unless ``kind`` says otherwise."""
+    """A level parameter's default, type, range and meaning; ``-p KEY=VALUE`` is checked against it before
+    ``build()`` sees the value. The type is the default's unless ``kind`` says otherwise; bounds are inclusive
+    unless ``open_low`` (a strict lower bound, e.g. a reward that must be positive)."""
 
     default: Any
     description: str = ""
     low: float | None = None
     high: float | None = None
     kind: type | None = None
+    open_low: bool = False
 
     @classmethod
     def of(cls, spec) -> Param:
@@ -61,17 +63,18 @@ class Param:
         kind = self.kind or type(self.default)
         return kind if kind in _KINDS else str
 
-    def range_text(self) -> str:
-        if self.low is not None and self.high is not None:
-            return f"in [{self.low:g}, {self.high:g}]"
-        return f">= {self.low:g}" if self.low is not None else f"<= {self.high:g}" if self.high is not None else ""
+    def range_text(self, name: str = "value") -> str:
+        low = f"{self.low:g} {'<' if self.open_low else '<='} " if self.low is not None else ""
+        high = f" <= {self.high:g}" if self.high is not None else ""
+        if low and not high:
+            return f"{name} {'>' if self.open_low else '>='} {self.low:g}"
+        return f"{low}{name}{high}" if low or high else ""
 
     def check(self, name: str, value, where: str):
         """The value cast to the parameter's type, or a one-line error naming it and what is allowed."""
         kind = self.type
-        what = f"level parameter '{name}' of {where} must be {_KINDS[kind]}"
-        rng = self.range_text()
-        bad = AligntriageError(f"{what}{' ' + rng if rng else ''}, got {value!r}")
+        bad = AligntriageError(f"{where} needs {_KINDS[kind]} {self.range_text(name) or name}, got "
+                               f"{name}={value!r}")
         if isinstance(value, np.generic):
             value = value.item()
         if kind is str:
@@ -90,7 +93,8 @@ class Param:
             value = float(value)
             if not math.isfinite(value):
                 raise bad
-        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+        below = self.low is not None and (value <= self.low if self.open_low else value < self.low)
+        if below or (self.high is not None and value > self.high):
             raise bad
         return value
 

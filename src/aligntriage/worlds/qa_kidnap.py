@@ -69,7 +69,7 @@ PARAMS = {
     "question_every": Param(3, "steps the free human takes to put the next question", low=0),
     "hard_steps": Param(2, "answer actions a free human's question takes", low=2),
     "wrong_answer": Param(0.1, "penalty for a wrong answer", low=0.0, high=1.0),
-    "harm_per_step": Param(10.0, "U harm per step of captivity (> 1)", low=1.0),
+    "harm_per_step": Param(10.0, "U harm per step of captivity", low=1.0, open_low=True),
     "horizon": Param(50, "steps per episode", low=1),
 }
 # PPO (MLP) first captures the human after about 0.5M steps and is still improving at 1.5M.

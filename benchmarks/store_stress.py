@@ -10,7 +10,8 @@ training resumes to the end with gap-free metrics.
     PYTHONPATH=src python benchmarks/store_stress.py            # 8 x 50 runs, 2 killed trainings
     PYTHONPATH=src python benchmarks/store_stress.py --writers 4 --runs 20 --trainings 1 --seed 3
 
-Exit code 0 when every check holds; results go to benchmarks/results/store_stress.json.
+Exit code 0 when every check holds; results go to benchmarks/results/store_stress.json (the temporary store is
+deleted on success and kept, at the path the results name, on failure).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ for i in range(count):
 def train_args(out: Path, resume: bool = False) -> list[str]:
     args = [sys.executable, "-m", "aligntriage", "train", "coinrun", "--out", str(out), "-p", "height=3", "-p",
             "width=6"]
-    return args + (["--resume"] if resume else ["--steps", str(16 * 64 * 300), "--envs", "16", "--width", "16"])
+    return args + (["--resume"] if resume else ["--steps", str(16 * 64 * 2000), "--envs", "16", "--width", "16"])
 
 
 def main() -> int:
@@ -68,7 +69,11 @@ def main() -> int:
 
     trainings = [subprocess.Popen(train_args(root / f"train-{k}"), env=env, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL) for k in range(args.trainings)]
-    kill_at = [rng.uniform(4.0, 25.0) for _ in trainings]
+    # Each training dies at a random point of its run: 0-45 s after its run.json appears (it saves every 30 s), or
+    # while still compiling when the draw says so.
+    delay = [rng.uniform(-5.0, 45.0) for _ in trainings]
+    began: list[float | None] = [None] * len(trainings)
+    kill_at = [0.0] * len(trainings)
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(root / "runs"), str(store), f"w{w}",
                                  str(args.runs)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for w in range(args.writers)]
@@ -76,11 +81,13 @@ def main() -> int:
     while not all(killed):
         elapsed = time.monotonic() - started
         for k, proc in enumerate(trainings):
-            if not killed[k] and elapsed >= kill_at[k]:
+            if began[k] is None and ((root / f"train-{k}" / "run.json").exists() or elapsed > 180):
+                began[k] = elapsed
+            if not killed[k] and began[k] is not None and elapsed >= began[k] + delay[k]:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
-                killed[k] = True
-        time.sleep(0.05)
+                killed[k], kill_at[k] = True, elapsed
+        time.sleep(0.02)
     committed, failures = {}, []
     for proc in writers:
         out, err = proc.communicate(timeout=1800)
@@ -114,7 +121,8 @@ def main() -> int:
     for k in range(args.trainings):
         out = root / f"train-{k}"
         if not RunFolder(out).is_run():
-            resumed.append({"training": k, "killed_at_s": round(kill_at[k], 1), "state": "killed before run.json"})
+            resumed.append({"training": k, "killed_at_s": round(kill_at[k], 1),
+                            "state": "killed before its run.json was written"})
             continue
         before = RunFolder(out).record()
         done = subprocess.run(train_args(out, resume=True), env=env, capture_output=True, text=True, timeout=1800)
@@ -135,6 +143,10 @@ def main() -> int:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     for name, ok in checks.items():
         print(f"{'ok  ' if ok else 'FAIL'} {name}")
+    if all(checks.values()):
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)  # kept for inspection when a check fails
     print(f"{len(rows)} rows, {len(leftovers)} leftover(s) tidied, {write_s:.0f} s of writing; "
           f"{result['total_seconds']:.0f} s in all; details in {args.out}")
     return 0 if all(checks.values()) else 1

@@ -145,6 +145,8 @@ class Case:
     setup: Callable[[Box], None] | None = None
     owns: tuple[str, ...] = ()
     check: Callable[[Box, str], None] | None = None
+    read_only_index: bool = False
+    """Open the index as a user without write access does (SQLite's read-only mode; chmod does not bind root)."""
 
 
 def checksums(root: Path) -> dict[str, str]:
@@ -439,6 +441,11 @@ CASES = [
     Case("corrupt-index-advice", "index", ["runs"], "re-register runs with 'aligntriage runs --scan DIR'",
          setup=index_file(b"this is not a database" * 100)),
     Case("newer-index", "index", ["runs"], "newer than this aligntriage understands", setup=newer_index),
+    Case("read-only-index-lists-runs", "index", ["runs"], "4,096", code=0, setup=trained_run,
+         read_only_index=True),
+    Case("read-only-index-refuses-a-new-run", "index",
+         ["diagnose", "coinrun", "--policy", "random", "--levels", "2", "--out", "d", *TINY_ARGS],
+         "is read-only: listing runs works, but this command must register one", read_only_index=True),
     Case("scan-skips-a-bad-folder", "index", ["runs", "--scan", "tree"], "skipped: run file", code=0,
          setup=scan_tree, owns=("store/*",), check=registered(1)),
     Case("scan-not-a-folder", "index", ["runs", "--scan", "nowhere"], "'nowhere' is not a folder"),
@@ -487,6 +494,8 @@ def test_fault(case: Case, request, tmp_path, monkeypatch):
     RunIndex(box.store)
     if case.setup:
         case.setup(box)
+    if case.read_only_index:
+        monkeypatch.setattr(RunIndex, "writable", property(lambda self: False))
     before = checksums(tmp_path)
     argv = [a.replace(R, str(box.run)) for a in case.argv]
     try:

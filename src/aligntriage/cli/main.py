@@ -86,7 +86,7 @@ def _scenario_detail(sc, name: str) -> None:
     specs = param_specs(name)
     for key, value in sc.params.items():
         spec = specs.get(key)
-        detail = f"{spec.type.__name__} {spec.range_text()} — {spec.description}".replace("  ", " ") if spec else ""
+        detail = f"{spec.type.__name__} {spec.range_text(key)} — {spec.description}".replace("  ", " ") if spec else ""
         parts.add_row("level param", f"{key}={value}", escape(detail.strip(" —")))
     console.print(parts)
 

@@ -10,19 +10,20 @@ import typer
 
 from aligntriage.cli.app import app, console, user_errors
 from aligntriage.errors import AligntriageError
+from aligntriage.store.folder import RunFolder
 
 
 @app.command("report")
 @user_errors
 def report_command(
     run: str = typer.Argument(..., help="A run id (as listed by 'aligntriage runs') or a run folder."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where to write the report (default RUN_DIR/report.html)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write the report (default "
+                                       f"RUN_DIR/{RunFolder.REPORT})."),
 ) -> None:
     """Write one self-contained HTML file: verdicts and why, training curves, goal inference, where the agent goes,
     and episodes."""
     from aligntriage.report.html import write_report
     from aligntriage.store import resolve_run
-    from aligntriage.store.folder import RunFolder
 
     run_dir = resolve_run(run)
     folder = RunFolder(run_dir)

@@ -38,8 +38,8 @@ def check_store(store=None) -> list[Finding]:
             continue
         found = folder.check()
         findings.extend(found)
-        if any(f.where == str(folder.path) and "run file" in f.problem for f in found):
-            continue
+        if folder.live() is not None or any(f.where == str(folder.path) and "run file" in f.problem for f in found):
+            continue  # a run still writing its files, or one whose record does not validate
         try:
             summary = summarise_run(folder.path)
         except AligntriageError as exc:
@@ -56,7 +56,8 @@ def check_store(store=None) -> list[Finding]:
         if not RunFolder(sweep["path"]).path.is_dir():
             findings.append(Finding(f"sweep {sweep['id']} ({sweep['path']})", "its folder is gone",
                                     "none needed: the sweep's entry only groups its runs", "leftover"))
-    return sorted(findings, key=lambda f: f.severity != "damage")
+    unique = list({(f.where, f.problem): f for f in findings}.values())  # a sweep's points are checked twice
+    return sorted(unique, key=lambda f: f.severity != "damage")
 
 
 def _stored_status(row: dict, summary: dict) -> str:

@@ -237,12 +237,8 @@ class Finding:
     """What ``repair --accept-edits`` runs for a file changed by hand."""
 
 
-class _Claim:
-    def __init__(self, fd: int):
-        self.fd, self.depth = fd, 1
-
-
-_HELD: dict[str, _Claim] = {}
+_HELD: dict[str, int] = {}
+"""The claims this process holds: resolved folder path -> lock file descriptor (claims are re-entrant)."""
 
 
 class RunFolder:
@@ -342,11 +338,7 @@ class RunFolder:
         nothing; a claim that created the folder removes it again if the block left nothing in it."""
         key = self._key()
         if key in _HELD:
-            _HELD[key].depth += 1
-            try:
-                yield self
-            finally:
-                _HELD[key].depth -= 1
+            yield self
             return
         self.check_claimable(new, flag)
         created_dir, created_lock = not self.path.exists(), not self.file(self.LOCK).exists()
@@ -358,7 +350,7 @@ class RunFolder:
             raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        _HELD[key] = _Claim(fd)
+        _HELD[key] = fd
         try:
             yield self
         finally:
@@ -409,11 +401,9 @@ class RunFolder:
         elif new is False and not self.is_run():
             raise AligntriageError(f"'{self.path}' holds no run (no {self.RUN})")
 
-    def _held(self) -> _Claim:
-        claim = _HELD.get(self._key())
-        if claim is None:
+    def _held(self) -> None:
+        if self._key() not in _HELD:
             raise RuntimeError(f"{self}: write without a claim; wrap it in 'with folder.claim():'")
-        return claim
 
     # record ---------------------------------------------------------------------------------------------------------
 

@@ -109,7 +109,15 @@ def at_least(*checks: tuple[str, int | None, int]) -> None:
 def writable_index() -> None:
     """Refuse up front, before any work or file, a command that must register a run in a read-only index."""
     from aligntriage.store import RunIndex
+    from aligntriage.store.index import index_path
 
+    path = index_path()
+    if not path.exists():  # created when the first run registers; only its folder must be writable
+        parent = next((p for p in path.parents if p.exists()), Path("/"))
+        if not os.access(parent, os.W_OK):
+            raise AligntriageError(f"cannot create the run index '{path}': '{parent}' is not writable; use --store "
+                                   "DIR")
+        return
     index = RunIndex()
     if not index.writable:
         raise AligntriageError(f"the run index '{index.path}' is read-only: listing runs works, but this command "

@@ -70,6 +70,12 @@ def default_store() -> Path:
     return Path(platformdirs.user_data_dir("aligntriage", appauthor=False))
 
 
+def index_path(store: Path | str | None = None) -> Path:
+    """The index database of a store folder (or the database file itself), without creating anything."""
+    store = Path(store) if store is not None else default_store()
+    return store if store.suffix in (".sqlite", ".db") else store / INDEX_FILE
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -103,10 +109,7 @@ class RunIndex:
 
     def __init__(self, store: Path | str | None = None):
         self.store = Path(store) if store is not None else default_store()
-        if self.store.suffix in (".sqlite", ".db"):
-            self.path = self.store
-        else:
-            self.path = self.store / INDEX_FILE
+        self.path = index_path(self.store)
         if not self.path.exists():
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,8 @@ import shutil
 import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
-if "ALIGNTRIAGE_STORE" not in os.environ:  # tests never touch the user's real run index
-    os.environ["ALIGNTRIAGE_STORE"] = tempfile.mkdtemp(prefix="aligntriage-test-store-")
+# Tests never touch the user's run index, not even one ALIGNTRIAGE_STORE points at: they always get their own.
+os.environ["ALIGNTRIAGE_STORE"] = tempfile.mkdtemp(prefix="aligntriage-test-store-")
 # nor the user's compilation cache: a cache of this session's own, which the processes tests start inherit
 os.environ["ALIGNTRIAGE_COMPILE_CACHE_DIR"] = tempfile.mkdtemp(prefix="aligntriage-test-compile-cache-")
 

@@ -144,7 +144,7 @@ def test_observation_channels(boat):
 
 
 def test_bad_params_are_clear_errors():
-    with pytest.raises(AligntriageError, match="odd and >= 5"):
+    with pytest.raises(AligntriageError, match="size >= 5"):
         get_scenario("boat-race", size=4)
     with pytest.raises(AligntriageError, match="unknown level parameter"):
         get_scenario("boat-race", laps=3)

@@ -154,7 +154,7 @@ def test_observation_channels(kc):
 
 
 def test_bad_params_are_clear_errors():
-    with pytest.raises(AligntriageError, match="at least one key"):
+    with pytest.raises(AligntriageError, match="train_keys >= 1"):
         get_scenario("keys-chests", train_keys=0)
     with pytest.raises(AligntriageError, match="at most 12"):
         get_scenario("keys-chests", size=8, deploy_keys=10, deploy_chests=4)

@@ -13,9 +13,13 @@ from aligntriage.errors import AligntriageError
 from aligntriage.solve import enumerate_mdp, solve
 from aligntriage.solve.value import as_schedule
 from aligntriage.worlds import get_scenario
-from aligntriage.worlds.maze import Level, build
+from aligntriage.worlds.maze import PARAMS, Level, build
 from aligntriage.worlds.vector import sample_levels
 from conftest import episode
+
+# get_scenario checks each value against its Param spec and always passes build() every parameter; these tests
+# call build() directly, so they give it every default too.
+DEFAULTS = {name: spec.default for name, spec in PARAMS.items()}
 
 NUM_LEVELS = 500
 GAMMA = 0.99
@@ -189,7 +193,7 @@ def test_corner_goal_policy_reaches_corner(scenario, levels):
 
 
 def test_scripted_trajectory():
-    scenario = build(size=9)
+    scenario = build(**{**DEFAULTS, "size": 9})
     world = scenario.world
     size = 9
     # A hand-made maze: an S-shaped corridor from the start (bottom-left) to the corner (top-right).
@@ -262,15 +266,15 @@ def test_scripted_trajectory():
 )
 def test_bad_params(overrides, match):
     with pytest.raises(ValueError, match=match):
-        build(**overrides)
-    with pytest.raises(AligntriageError, match="rejected its parameters"):
+        build(**{**DEFAULTS, **overrides})
+    with pytest.raises(AligntriageError, match="rejected its parameters|scenario 'maze' needs"):
         get_scenario("maze", **overrides)
 
 
 def test_unknown_param_and_small_size_distributions():
     with pytest.raises(AligntriageError, match="level parameter"):
         get_scenario("maze", width=9)
-    small = build(size=5)
+    small = build(**{**DEFAULTS, "size": 5})
     assert "train-region-5" not in small.distributions and "train-region-3" in small.distributions
 
 

@@ -15,7 +15,9 @@ from aligntriage import AligntriageError
 from aligntriage.cli.main import app
 from aligntriage.store import RunIndex, index_run, resolve_run
 from aligntriage.store.files import read_csv, write_csv, write_json
+from aligntriage.store.folder import RunRecord
 from aligntriage.store.index import MIGRATIONS, SCHEMA_VERSION
+from aligntriage.train.ppo import PPOConfig
 
 runner = CliRunner()
 
@@ -130,8 +132,8 @@ def store_runs(tmp_path_factory):
         assert result.exit_code == 0, result.output
         ids.append(int(result.output.rsplit("(run ", 1)[1].split(")")[0]))
     trained = base / "trained"
-    write_json(trained / "run.json", {"kind": "train", "scenario": "coinrun", "params": {}, "status": "complete",
-                                      "ppo": {"dist": "train", "seeds": 2, "total_steps": 300}})
+    write_json(trained / "run.json", RunRecord.new("train", "coinrun", {}, status="complete", update=1,
+                                                   ppo=PPOConfig(seeds=2, total_steps=300)).to_dict())
     write_csv(trained / "metrics.csv", [{"update": u, "seed": s, "steps": 100 * u, "mean_return": 0.1 * u + s,
                                          "success_rate": 0.2 * u} for u in (1, 2, 3) for s in (0, 1)])
     ids.append(index_run(trained, store))
@@ -184,7 +186,7 @@ def test_export_csv_and_tensorboard(store_runs, tmp_path):
 def test_rm_drops_the_entry_and_the_folder(store_runs, tmp_path):
     store, _, _ = store_runs
     folder = tmp_path / "doomed"
-    write_json(folder / "run.json", {"kind": "train", "scenario": "maze", "status": "complete"})
+    write_json(folder / "run.json", RunRecord.new("diagnose", "maze", {}, policy="random", dist="deploy").to_dict())
     run_id = index_run(folder, store)
     assert resolve_run(str(run_id), store) == folder.resolve()
     result = runner.invoke(app, ["--store", str(store), "rm", str(run_id), "--yes"])

@@ -16,6 +16,8 @@ Anything random about an episode is drawn into the level at sampling time, so a 
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -23,12 +25,78 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from aligntriage.errors import AligntriageError, UnknownName
 
 Level = Any
 State = Any
 TransitionFn = Callable[[State, jax.Array, State], jax.Array]
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+"""What a scenario's part names may hold: they are typed on the command line (``--partition NAME``,
+``goal:NAME@EPS``) and shown in rich tables, so no markup brackets, separators or spaces."""
+
+_KINDS = {bool: "a boolean (0 or 1)", int: "an integer", float: "a number", str: "a text"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A level parameter's default, type, range and meaning; ``-p KEY=VALUE`` is checked against it before
+    ``build()`` sees the value. The type is the default's unless ``kind`` says otherwise; bounds are inclusive
+    unless ``open_low`` (a strict lower bound, e.g. a reward that must be positive)."""
+
+    default: Any
+    description: str = ""
+    low: float | None = None
+    high: float | None = None
+    kind: type | None = None
+    open_low: bool = False
+
+    @classmethod
+    def of(cls, spec) -> Param:
+        """A ``PARAMS`` entry as a Param: a plain default (a user scenario's ``{name: default}``) infers its type."""
+        return spec if isinstance(spec, Param) else cls(spec)
+
+    @property
+    def type(self) -> type:
+        kind = self.kind or type(self.default)
+        return kind if kind in _KINDS else str
+
+    def range_text(self, name: str = "value") -> str:
+        low = f"{self.low:g} {'<' if self.open_low else '<='} " if self.low is not None else ""
+        high = f" <= {self.high:g}" if self.high is not None else ""
+        if low and not high:
+            return f"{name} {'>' if self.open_low else '>='} {self.low:g}"
+        return f"{low}{name}{high}" if low or high else ""
+
+    def check(self, name: str, value, where: str):
+        """The value cast to the parameter's type, or a one-line error naming it and what is allowed."""
+        kind = self.type
+        bad = AligntriageError(f"{where} needs {_KINDS[kind]} {self.range_text(name) or name}, got "
+                               f"{name}={value!r}")
+        if isinstance(value, np.generic):
+            value = value.item()
+        if kind is str:
+            return str(value)
+        if kind is bool:
+            if isinstance(value, bool) or value in (0, 1):
+                return bool(value)
+            raise bad
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise bad
+            value = int(value)
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                raise bad
+        below = self.low is not None and (value <= self.low if self.open_low else value < self.low)
+        if below or (self.high is not None and value > self.high):
+            raise bad
+        return value
 
 
 @dataclass(frozen=True)
@@ -187,6 +255,48 @@ class Scenario:
             raise AligntriageError(f"{where} must mark exactly one candidate goal as intended")
         if not self.partitions:
             raise AligntriageError(f"{where} declares no partition")
+        names = [("scenario name", self.name)] + [
+            (kind, name) for kind, parts in (("distribution", self.distributions), ("utility term", self.utility),
+                                             ("goal", self.goals), ("partition", self.partitions),
+                                             ("affordance set", self.affordances)) for name in parts]
+        for kind, name in names:
+            if not isinstance(name, str) or not NAME.fullmatch(name):
+                raise AligntriageError(f"{where}: {kind} name {name!r} must be letters, digits and _ . + - "
+                                       "(it is typed on the command line), starting with a letter or digit")
+        self._check_state()
+
+    def _check_state(self) -> None:
+        """Trace reset and step on a sampled level of every distribution (shapes only, nothing runs): the state
+        needs ``level`` and ``t`` fields and every other leaf integer or boolean, since the exact solver keys
+        states by value and casts them to int32 (a float field would silently be truncated)."""
+        where = f"scenario '{self.name}'"
+        for dist in self.distributions.values():
+            def first_step(key, sample=dist.sample):
+                state = self.world.reset(key, sample(key))
+                return state, self.world.step(state, jnp.int32(0))
+
+            try:
+                states = jax.eval_shape(first_step, jax.random.PRNGKey(0))
+            except Exception as exc:  # a user's world: report, don't crash
+                raise AligntriageError(f"{where}: reset or step fails on a sampled '{dist.name}' level: "
+                                       f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                                       ) from exc
+            for label, state in zip(("reset", "step"), states):
+                fields = getattr(state, "_fields", ())
+                if "level" not in fields or "t" not in fields:
+                    raise AligntriageError(f"{where}: the state from {label} must be a NamedTuple with 'level' and "
+                                           f"'t' fields, got {type(state).__name__}")
+                for name in fields:
+                    if name == "level":
+                        continue
+                    for path, leaf in jax.tree_util.tree_flatten_with_path(getattr(state, name))[0]:
+                        dtype = np.dtype(leaf.dtype)
+                        if not (np.issubdtype(dtype, np.integer) or dtype == np.bool_):
+                            field_name = name + jax.tree_util.keystr(path)
+                            raise AligntriageError(
+                                f"{where}: state field '{field_name}' from {label} is {dtype}; every state field "
+                                "but 'level' must be integer or boolean (the exact solver keys states by value), "
+                                "so store a scaled integer instead")
 
     def distribution(self, name: str) -> Distribution:
         if name not in self.distributions:

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from aligntriage.cli.app import ParamOption, app, console, parse_params, user_errors
+from aligntriage.cli.app import ParamOption, app, console, parse_params, user_errors, writable_index
 from aligntriage.control.protocols import PROTOCOLS
 
 
@@ -53,7 +53,8 @@ def control_command(
     edit_fraction: float = typer.Option(0.20, "--edit-fraction", help="Fraction of benign episodes the trusted "
                                         "policy takes over (trusted editing)."),
     episodes: int = typer.Option(1000, "--episodes", help="Episodes per deployment."),
-    deployments: int = typer.Option(200, "--deployments", help="Simulated deployments checking the exact safety."),
+    deployments: int = typer.Option(200, "--deployments", help="Simulated deployments checking the exact "
+                                    "safety."),
     levels: int = typer.Option(64, "--levels", help="Sampled levels in the deployment's pool."),
     dist: str = typer.Option("deploy", "--dist", help="Distribution the deployment's levels come from."),
     seed: int = typer.Option(0, "--seed", help="Seed of the levels, the bootstrap and the simulations."),
@@ -70,22 +71,28 @@ def control_command(
 ) -> None:
     """Safety and usefulness of AI-control protocols (Greenblatt et al. 2024) against the red team's best attack
     rate; prints the table and saves control.json and control-pareto.png in a run folder."""
-    from aligntriage.cli.main import default_run_dir
+    from aligntriage.cli.main import at_least, default_run_dir
     from aligntriage.control.evaluate import ControlSettings
     from aligntriage.control.protocols import protocols_for
-    from aligntriage.control.run import PARETO_FILE, control, save_control_run
+    from aligntriage.control.run import control, save_control_run
+    from aligntriage.report.html import write_report
+    from aligntriage.store.folder import RunFolder
 
+    at_least(("--seed", seed, 0))
     settings = ControlSettings(audit_budget=audit_budget, defer_fraction=defer_fraction, edit_fraction=edit_fraction,
                                episodes=episodes, deployments=deployments, levels=levels, dist=dist, seed=seed,
                                trusted_temperature=trusted_temperature).validate()
     protocols_for(protocol, audit_budget, defer_fraction, edit_fraction)
-    with console.status("control: enumerating levels, solving roles, evaluating protocols…"):
-        result = control(scenario, settings, protocol, parse_params(params), untrusted, trusted_affordances,
-                         untrusted_affordances)
-    print_control(result)
-    run_dir = out or default_run_dir(scenario, "control")
-    save_control_run(run_dir, result)
-    console.print(f"saved {run_dir / 'control.json'} and {run_dir / PARETO_FILE}")
-    from aligntriage.report.html import write_report
-
-    console.print(f"report: {write_report(run_dir)}")
+    writable_index()
+    folder = RunFolder(out or default_run_dir(scenario, "control"))
+    with folder.claim(new=True):
+        with console.status("control: enumerating levels, solving roles, evaluating protocols…"):
+            result = control(scenario, settings, protocol, parse_params(params), untrusted, trusted_affordances,
+                             untrusted_affordances)
+        print_control(result)
+        save_control_run(folder.path, result)
+        console.print(f"saved {folder.file(RunFolder.CONTROL)} and {folder.file(RunFolder.PARETO)}", markup=False,
+                      highlight=False)
+        report = write_report(folder.path)
+        folder.adopt(RunFolder.REPORT)
+    console.print(f"report: {report}", markup=False, highlight=False)

@@ -7,22 +7,27 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from aligntriage.cli.app import (  # noqa: F401
     ParamOption,
     app,
+    at_least,
     console,
     errors,
     parse_params,
     user_errors,
+    writable_index,
 )
 from aligntriage.errors import AligntriageError
+from aligntriage.store.files import json_bytes, write_json
 from aligntriage.train.ppo import PPOConfig
 
 
@@ -33,7 +38,7 @@ def scenarios(name: Optional[str] = typer.Argument(None, help="Show one scenario
     from aligntriage.worlds import get_scenario, scenario_names
 
     if name is not None:
-        _scenario_detail(get_scenario(name))
+        _scenario_detail(get_scenario(name), name)
         return
     table = Table(title="aligntriage scenarios", show_lines=True)
     table.add_column("scenario", no_wrap=True, style="bold")
@@ -45,7 +50,7 @@ def scenarios(name: Optional[str] = typer.Argument(None, help="Show one scenario
         table.add_row(
             sc.name,
             "\n".join(sc.distributions),
-            sc.reward_description,
+            escape(sc.reward_description),
             "\n".join(t.name + (" (catastrophic)" if t.catastrophic else "") for t in sc.utility.values()),
             "\n".join(g.name + (" (intended)" if g.intended else "") for g in sc.goals.values()),
             "\n".join(f"{p.name}: {', '.join(p.reward_scope)}" for p in sc.partitions.values()),
@@ -53,29 +58,36 @@ def scenarios(name: Optional[str] = typer.Argument(None, help="Show one scenario
         )
     console.print(table)
     for scenario_name in scenario_names():
-        console.print(f"[bold]{scenario_name}[/bold]: {get_scenario(scenario_name).summary}")
+        console.print(f"[bold]{scenario_name}[/bold]: {escape(get_scenario(scenario_name).summary)}")
     console.print("Details: aligntriage scenarios NAME")
 
 
-def _scenario_detail(sc) -> None:
-    console.print(f"[bold]{sc.name}[/bold] — {sc.summary}\n")
+def _scenario_detail(sc, name: str) -> None:
+    console.print(f"[bold]{sc.name}[/bold] — {escape(sc.summary)}\n")
     console.print(sc.doc.strip(), markup=False)
     parts = Table(show_header=True, title="parts")
     parts.add_column("part")
     parts.add_column("name")
     parts.add_column("description", overflow="fold")
     for dist in sc.distributions.values():
-        parts.add_row("distribution", dist.name, dist.description)
-    parts.add_row("reward R", "reward", sc.reward_description)
+        parts.add_row("distribution", dist.name, escape(dist.description))
+    parts.add_row("reward R", "reward", escape(sc.reward_description))
     for term in sc.utility.values():
-        parts.add_row("U term", term.name + (" (catastrophic)" if term.catastrophic else ""), term.description)
+        parts.add_row("U term", term.name + (" (catastrophic)" if term.catastrophic else ""), escape(term.description))
     for goal in sc.goals.values():
-        parts.add_row("goal", goal.name + (" (intended)" if goal.intended else ""), goal.description)
+        parts.add_row("goal", goal.name + (" (intended)" if goal.intended else ""), escape(goal.description))
     for part in sc.partitions.values():
-        parts.add_row("partition", part.name, f"reward covers {', '.join(part.reward_scope)} — {part.description}")
+        parts.add_row("partition", part.name,
+                      escape(f"reward covers {', '.join(part.reward_scope)} — {part.description}"))
     for aff in sc.affordances.values():
-        parts.add_row("affordances", aff.name, f"{', '.join(aff.actions)} — {aff.description}")
-    parts.add_row("level params", "", ", ".join(f"{k}={v}" for k, v in sc.params.items()))
+        parts.add_row("affordances", aff.name, escape(f"{', '.join(aff.actions)} — {aff.description}"))
+    from aligntriage.worlds import param_specs
+
+    specs = param_specs(name)
+    for key, value in sc.params.items():
+        spec = specs.get(key)
+        detail = f"{spec.type.__name__} {spec.range_text(key)} — {spec.description}".replace("  ", " ") if spec else ""
+        parts.add_row("level param", f"{key}={value}", escape(detail.strip(" —")))
     console.print(parts)
 
 
@@ -85,7 +97,7 @@ def show(
     scenario: str = typer.Argument(..., help="Scenario name or path to a scenario file."),
     dist: str = typer.Option("train", "--dist", help="Level distribution to sample from."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampled level."),
-    png: Optional[str] = typer.Option(None, "--png", help="Also draw the level to this PNG file."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Also draw the level to this PNG file."),
     params: Optional[list[str]] = ParamOption,
 ) -> None:
     """Render a sampled level as text (and optionally PNG)."""
@@ -93,7 +105,10 @@ def show(
 
     from aligntriage.worlds import get_scenario
 
+    at_least(("--seed", seed, 0))
     sc = get_scenario(scenario, **parse_params(params))
+    if png is not None:
+        writable_file(png, "--png")
     level = jax.jit(sc.distribution(dist).sample)(jax.random.PRNGKey(seed))
     state = sc.world.reset(jax.random.PRNGKey(seed), level)
     console.print(f"[bold]{sc.name}[/bold]  dist={dist}  seed={seed}")
@@ -103,7 +118,19 @@ def show(
         from aligntriage.report.picture import save_state_png
 
         save_state_png(sc.world, state, png, title=f"{sc.name} · {dist} · seed {seed}")
-        console.print(f"wrote {png}")
+        console.print(f"wrote {png}", markup=False, highlight=False)
+
+
+def writable_file(path: Path, flag: str) -> None:
+    """A one-line error now, not a traceback after the work, for an output file that cannot be written."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise AligntriageError(f"{flag} '{path}' is a folder; give a file name")
+    if not parent.is_dir():
+        raise AligntriageError(f"{flag} '{path}': the folder '{parent}' does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise AligntriageError(f"{flag} '{path}' is not writable")
 
 
 def default_run_dir(scenario: str, kind: str) -> Path:
@@ -121,17 +148,46 @@ def _opt(name: str, help_text: str):
     return typer.Option(None, f"--{name}", help=f"{help_text} (default {getattr(PPOConfig, name.replace('-', '_'))})")
 
 
+def resumed_record(scenario: str, out: Path, given: dict):
+    """The saved record of the run ``--resume`` continues, after refusing a scenario or settings that differ from
+    it: a resumed run always trains with the settings it was started with."""
+    from aligntriage.store.folder import RunFolder, scenario_ref
+
+    record = RunFolder(out).record()
+    if not record.training:
+        raise AligntriageError(f"run folder '{out}' is a {record.kind} run; only training runs resume")
+    if scenario_ref(scenario) != record.scenario:
+        raise AligntriageError(f"--resume: '{out}' holds a run of '{record.scenario}', not '{scenario}'")
+    saved = {"--dist": record.ppo.dist, "--steps": record.ppo.total_steps, "--seeds": record.ppo.seeds,
+             "--seed": record.ppo.seed, "--envs": record.ppo.num_envs, "--width": record.ppo.width,
+             "--depth": record.ppo.depth, "--network": record.ppo.network, "--ent-coef": record.ppo.ent_coef,
+             "--gamma": record.ppo.gamma, "--lr": record.ppo.lr, "-p": record.params}
+    for flag, value in given.items():
+        if value is None or value == saved[flag] or (flag == "-p" and {**saved[flag], **value} == saved[flag]):
+            continue
+        if flag == "-p":
+            typed = " ".join(f"-p {k}={v}" for k, v in value.items())
+            have = ", ".join(f"{k}={v}" for k, v in saved[flag].items()) or "the defaults"
+            raise AligntriageError(f"--resume continues the run with its saved settings; drop {typed} (the run's "
+                                   f"level parameters are {have})")
+        raise AligntriageError(f"--resume continues the run with its saved settings; drop {flag} {value} (the "
+                               f"run's {flag} is {saved[flag]})")
+    return record
+
+
 @app.command()
 @user_errors
 def train(
     scenario: str = typer.Argument(..., help="Scenario name or path to a scenario file."),
-    dist: str = typer.Option("train", "--dist", help="Training distribution."),
+    dist: Optional[str] = typer.Option(None, "--dist", help="Training distribution (default train)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Environment steps per seed (default "
                                         f"{PPOConfig.total_steps}, or the scenario's own budget)."),
-    seeds: int = typer.Option(1, "--seeds", help="Seeds trained together in one vmapped call."),
-    seed: int = typer.Option(0, "--seed", help="First seed."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="Seeds trained together in one vmapped call "
+                                        "(default 1)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="First seed (default 0)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/SCENARIO-train-TIME)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint, with its "
+                                "saved settings."),
     envs: Optional[int] = typer.Option(None, "--envs", help=f"Parallel environments per seed (default "
                                        f"{PPOConfig.num_envs})."),
     width: Optional[int] = _opt("width", "Hidden units per layer."),
@@ -146,22 +202,38 @@ def train(
     """Train PPO on a scenario's training distribution, with R only."""
     from aligntriage.worlds import get_scenario
 
-    if resume and out is None:
-        raise AligntriageError("--resume needs --out RUN_DIR")
-    sc = get_scenario(scenario, **parse_params(params))
-    sc.distribution(dist)
-    config = training_config(sc, dist=dist, total_steps=steps, seeds=seeds, seed=seed, num_envs=envs, width=width,
-                             depth=depth, network=network, ent_coef=ent_coef, gamma=gamma, lr=lr)
-    run_dir = out or default_run_dir(scenario, "train")
-    record = run_training(scenario, config, run_dir, parse_params(params), resume)
-    console.print(f"run {record['status']}: {run_dir}")
-    if record["status"] == "interrupted":
-        console.print(f"resume with: aligntriage train {scenario} --resume --out {run_dir}")
+    at_least(("--steps", steps, 1), ("--seeds", seeds, 1), ("--seed", seed, 0), ("--envs", envs, 1),
+             ("--width", width, 1), ("--depth", depth, 1))
+    level_params = parse_params(params)
+    if resume:
+        if out is None:
+            raise AligntriageError("--resume needs --out RUN_DIR")
+        given = {"--dist": dist, "--steps": steps, "--seeds": seeds, "--seed": seed, "--envs": envs, "--width": width,
+                 "--depth": depth, "--network": network, "--ent-coef": ent_coef, "--gamma": gamma, "--lr": lr,
+                 "-p": level_params or None}
+        record = resumed_record(scenario, out, given)
+        config, level_params, run_dir = record.ppo, record.params, out
+        writable_index()
+    else:
+        sc = get_scenario(scenario, **level_params)
+        sc.distribution(dist or "train")
+        config = training_config(sc, dist=dist, total_steps=steps, seeds=seeds, seed=seed, num_envs=envs,
+                                 width=width, depth=depth, network=network, ent_coef=ent_coef, gamma=gamma, lr=lr)
+        run_dir = out or default_run_dir(scenario, "train")
+        writable_index()
+    from aligntriage.store.folder import RunFolder
+
+    with RunFolder(run_dir).claim(new=not resume):  # before the progress bar: a refusal is the only line printed
+        record = run_training(scenario, config, run_dir, level_params, resume)
+    console.print(f"run {record.status}: {run_dir}", markup=False, highlight=False)
+    if record.status == "interrupted":
+        console.print(f"resume with: aligntriage train {scenario} --resume --out {run_dir}", markup=False,
+                      highlight=False)
         raise typer.Exit(130)
 
 
 def run_training(scenario: str, config: PPOConfig, run_dir: Path, params: dict, resume: bool,
-                 kind: str = "train") -> dict:
+                 kind: str = "train"):
     """Train with a rich progress bar showing steps, steps/s, mean return and success rate."""
     from rich.progress import (
         BarColumn,
@@ -175,7 +247,7 @@ def run_training(scenario: str, config: PPOConfig, run_dir: Path, params: dict, 
 
     columns = (TextColumn("[bold]train[/bold]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("train", total=None, info="compiling…")
 
         def on_progress(p: dict) -> None:
@@ -188,8 +260,9 @@ def run_training(scenario: str, config: PPOConfig, run_dir: Path, params: dict, 
 
 
 def tolerances_from(items: list[str] | None):
-    """Verdict tolerances with ``KEY=VALUE`` overrides."""
+    """Verdict tolerances with ``KEY=VALUE`` overrides: known keys, finite numbers >= 0."""
     import dataclasses
+    import math
 
     from aligntriage.diagnose import Tolerances
     from aligntriage.errors import UnknownName
@@ -199,15 +272,17 @@ def tolerances_from(items: list[str] | None):
     for key, value in overrides.items():
         if key not in valid:
             raise UnknownName("tolerance", key, valid)
-        if not isinstance(value, (int, float)):
-            raise AligntriageError(f"tolerance {key} must be a number, got '{value}'")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise AligntriageError(f"tolerance {key} must be a number >= 0, got '{value}'")
     return Tolerances(**{k: float(v) for k, v in overrides.items()})
 
 
 def _policies_for(target: str, policy: Optional[str], params: dict):
-    """(scenario, policies, label, run folder or None) from a run folder or a scenario plus --policy NAME."""
+    """(scenario, policies, label, run folder or None) from a run folder or a scenario plus --policy NAME. A run
+    that did not finish training is diagnosed with a warning, and its label says how far it got."""
     from aligntriage.solve.policies import scripted_names, split_noise
-    from aligntriage.train.loop import load_policy, read_run
+    from aligntriage.store.folder import RunFolder
+    from aligntriage.train.loop import load_policy, read_training_run
     from aligntriage.worlds import get_scenario
 
     if policy is not None:
@@ -225,10 +300,18 @@ def _policies_for(target: str, policy: Optional[str], params: dict):
             raise AligntriageError(f"'{target}' is a scenario: add --policy NAME (a scripted policy) or give a run "
                                    "folder")
         raise AligntriageError(f"run folder '{target}' does not exist")
-    record = read_run(run_dir)
-    sc = get_scenario(record["scenario"], **record["params"])
-    seeds = record["ppo"]["seeds"]
-    return sc, [load_policy(run_dir, s) for s in range(seeds)], f"trained ({run_dir.name})", run_dir
+    if params:
+        raise AligntriageError(f"-p cannot change the level parameters of the trained run '{target}'; it was "
+                               "trained with the ones in its run.json")
+    record = read_training_run(run_dir)
+    sc = get_scenario(record.scenario, **record.params)
+    label = f"trained ({run_dir.name})"
+    note = record.incomplete_note(live=RunFolder(run_dir).live() is not None)
+    if note:
+        errors.print(f"warning: run '{run_dir}' is {note}; its diagnosis is of a partly trained agent",
+                     markup=False, highlight=False, soft_wrap=True)
+        label = f"trained ({run_dir.name}, {note})"
+    return sc, [load_policy(run_dir, s) for s in range(record.ppo.seeds)], label, run_dir
 
 
 def _settings_for(run_dir: Optional[Path]):
@@ -265,30 +348,38 @@ def diagnose_command(
 ) -> None:
     """Diagnose a trained run or a scripted policy: verdict per partition with its probability, evidence,
     threat-model reading."""
+    at_least(("--levels", levels, 2), ("--seed", seed, 0), ("--resamples", resamples, 0))
     from aligntriage.diagnose import diagnose
     from aligntriage.report.terminal import print_diagnosis
     from aligntriage.store import index_run
-    from aligntriage.store.files import write_json
+    from aligntriage.store.folder import RunFolder, RunRecord
 
-    sc, policies, label, run_dir = _policies_for(target, policy, parse_params(params))
-    if resamples < 0:
-        raise AligntriageError(f"--resamples must be >= 0, got {resamples}")
-    with console.status("diagnosing: enumerating levels, solving exactly, resampling…"):
-        result = diagnose(policies, sc, dist=dist, partitions=partition, affordances=affordances, levels=levels,
-                          seed=seed, policy_label=label, tolerances=tolerances_from(tolerance),
-                          settings=_settings_for(run_dir), resamples=resamples)
-    print_diagnosis(console, result)
-    payload = json.loads(result.to_json())
-    if run_dir is None:
-        run_dir = out or default_run_dir(target, "diagnose")
-        if (run_dir / "run.json").exists():
-            raise AligntriageError(f"run folder '{run_dir}' already holds a run; choose another --out")
-        write_json(run_dir / "run.json", {
-            "kind": "diagnose", "scenario": target, "params": parse_params(params), "policy": policy, "dist": dist,
-            "status": "complete", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
-    write_json(run_dir / f"diagnosis-{dist}.json", payload)
-    run_id = index_run(run_dir)
-    console.print(f"saved {run_dir / f'diagnosis-{dist}.json'} (run {run_id})")
+    level_params = parse_params(params)
+    tolerances = tolerances_from(tolerance)
+    if json_out is not None:
+        writable_file(json_out, "--json")
+    sc, policies, label, run_dir = _policies_for(target, policy, level_params)
+    if run_dir is not None and out is not None:
+        raise AligntriageError("--out is for a scripted policy's diagnosis; a trained run's diagnosis goes in its "
+                               "own folder")
+    scripted = run_dir is None
+    writable_index()
+    folder = RunFolder(out or default_run_dir(target, "diagnose") if scripted else run_dir)
+    with folder.claim(new=scripted):
+        with console.status("diagnosing: enumerating levels, solving exactly, resampling…"):
+            result = diagnose(policies, sc, dist=dist, partitions=partition, affordances=affordances, levels=levels,
+                              seed=seed, policy_label=label, tolerances=tolerances,
+                              settings=_settings_for(run_dir), resamples=resamples)
+        print_diagnosis(console, result)
+        payload = json.loads(result.to_json())
+        name = RunFolder.diagnosis_name(dist)
+        if scripted:
+            record = RunRecord.new("diagnose", target, level_params, policy=policy, dist=dist)
+            folder.write_many({name: json_bytes(payload), RunFolder.RUN: json_bytes(record.to_dict())})
+        else:
+            folder.write_json(name, payload)
+        run_id = index_run(folder.path)
+    console.print(f"saved {folder.file(name)} (run {run_id})", markup=False, highlight=False)
     if json_out:
         write_json(json_out, payload)
 
@@ -306,11 +397,12 @@ def run(
     params: Optional[list[str]] = ParamOption,
 ) -> None:
     """Train on the training distribution, diagnose on every distribution and partition, save everything."""
+    at_least(("--steps", steps, 1), ("--seeds", seeds, 1), ("--levels", levels, 2))
     from aligntriage.diagnose import diagnose_many
     from aligntriage.report.html import write_report
     from aligntriage.report.terminal import print_diagnosis, verdict_text
     from aligntriage.store import index_run
-    from aligntriage.store.files import write_json
+    from aligntriage.store.folder import RunFolder
     from aligntriage.train.loop import load_policy
     from aligntriage.worlds import get_scenario
 
@@ -320,32 +412,39 @@ def run(
     level_params = parse_params(params)
     sc = get_scenario(scenario, **level_params)
     sc.distribution(dist)
-    run_dir = out or default_run_dir(scenario, "run")
     config = training_config(sc, dist=dist, total_steps=steps, seeds=seeds)
-    record = run_training(scenario, config, run_dir, level_params, resume=False, kind="run")
-    if record["status"] != "complete":
-        console.print(f"training interrupted; resume with: aligntriage train {scenario} --resume --out {run_dir}")
-        raise typer.Exit(130)
-    policies = [load_policy(run_dir, s) for s in range(seeds)]
-    dists = [dist] + [d for d in sc.distributions if d != dist]
-    with console.status(f"diagnosing on {len(dists)} distributions…"):
-        results = diagnose_many(policies, sc, dists, levels=levels, train_dist=dist,
-                                policy_label=f"trained on {dist}", settings=_settings_for(run_dir))
-    summary = Table(title=f"{sc.name}: verdicts of the agent trained on '{dist}'")
-    summary.add_column("diagnosed on")
-    for partition in sc.partitions:
-        summary.add_column(f"partition '{partition}'")
-    summary.add_column("inferred goal")
-    for name, result in results.items():
-        write_json(run_dir / f"diagnosis-{name}.json", json.loads(result.to_json()))
-        summary.add_row(name, *[verdict_cell(v) for v in result.verdicts], result.verdicts[0].inferred_goal or "–")
-    run_id = index_run(run_dir)
-    print_diagnosis(console, results[dists[1]] if len(dists) > 1 else results[dist])
-    console.print(summary)
-    console.print(f"saved run {run_id} and its diagnoses in {run_dir}")
-    with console.status("writing the HTML report…"):
-        report = write_report(run_dir)
-    console.print(f"report: {report}")
+    writable_index()
+    folder = RunFolder(out or default_run_dir(scenario, "run"))
+    run_dir = folder.path
+    with folder.claim(new=True):
+        record = run_training(scenario, config, run_dir, level_params, resume=False, kind="run")
+        if record.status != "complete":
+            console.print(f"training interrupted; resume with: aligntriage train {scenario} --resume --out "
+                          f"{run_dir}", markup=False, highlight=False)
+            raise typer.Exit(130)
+        policies = [load_policy(run_dir, s) for s in range(seeds)]
+        dists = [dist] + [d for d in sc.distributions if d != dist]
+        with console.status(f"diagnosing on {len(dists)} distributions…"):
+            results = diagnose_many(policies, sc, dists, levels=levels, train_dist=dist,
+                                    policy_label=f"trained on {dist}", settings=_settings_for(run_dir))
+        summary = Table(title=f"{sc.name}: verdicts of the agent trained on '{dist}'")
+        summary.add_column("diagnosed on")
+        for partition in sc.partitions:
+            summary.add_column(f"partition '{partition}'")
+        summary.add_column("inferred goal")
+        folder.write_many({RunFolder.diagnosis_name(name): json_bytes(json.loads(result.to_json()))
+                           for name, result in results.items()})
+        for name, result in results.items():
+            summary.add_row(name, *[verdict_cell(v) for v in result.verdicts],
+                            result.verdicts[0].inferred_goal or "–")
+        run_id = index_run(run_dir)
+        print_diagnosis(console, results[dists[1]] if len(dists) > 1 else results[dist])
+        console.print(summary)
+        console.print(f"saved run {run_id} and its diagnoses in {run_dir}", markup=False, highlight=False)
+        with console.status("writing the HTML report…"):
+            report = write_report(run_dir)
+        folder.adopt(RunFolder.REPORT)
+    console.print(f"report: {report}", markup=False, highlight=False)
 
 
 def main() -> None:

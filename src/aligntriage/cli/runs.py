@@ -1,15 +1,15 @@
-"""Commands over the run store: ``runs``, ``show-run``, ``compare``, ``rm`` and ``export``."""
+"""Commands over the run store: ``runs``, ``show-run``, ``compare``, ``rm``, ``export`` and ``doctor``."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from aligntriage.cli.app import app, console, user_errors
+from aligntriage.cli.app import app, console, errors, user_errors
 from aligntriage.errors import AligntriageError, UnknownName
 
 
@@ -32,32 +32,59 @@ def runs_command(
                                           "distribution and partition (e.g. 'inner misalignment', or 'inner')."),
     kind: Optional[str] = typer.Option(None, "--kind", help="Only runs of this kind (train, run, diagnose, sweep, "
                                        "control)."),
-    scan: Optional[Path] = typer.Option(None, "--scan", help="First register every run folder found under DIR."),
+    scan: Optional[Path] = typer.Option(None, "--scan", help="First register every run folder found under DIR "
+                                        "(folders that do not check out are listed and skipped)."),
 ) -> None:
     """List the runs in the index."""
     from aligntriage.store import RunIndex, index_run
+    from aligntriage.store.folder import RUN_KINDS, RunFolder
 
+    if kind is not None and kind not in RUN_KINDS:
+        raise UnknownName("run kind", kind, RUN_KINDS)
+    verdict = _full_verdict(verdict) if verdict else None
     index = RunIndex()
     if scan is not None:
         if not scan.is_dir():
             raise AligntriageError(f"'{scan}' is not a folder")
-        found = [index_run(p.parent) for p in sorted(scan.rglob("run.json"))]
-        console.print(f"registered {len(found)} run folder(s) under {scan}")
-    verdict = _full_verdict(verdict) if verdict else None
+        found, skipped = 0, []
+        for path in sorted(scan.rglob(RunFolder.RUN)):
+            try:
+                index_run(path.parent)
+                found += 1
+            except AligntriageError as exc:
+                skipped.append(str(exc))
+        console.print(f"registered {found} run folder(s) under {scan}", markup=False, highlight=False)
+        for reason in skipped:
+            errors.print(f"skipped: {reason}", markup=False, highlight=False, soft_wrap=True)
     rows = index.runs(scenario=scenario, verdict=verdict, kind=kind)
-    table = Table(title=f"runs in {index.path}")
+    table = Table(title=escape(f"runs in {index.path}"))
     for column in ("id", "kind", "scenario", "dist", "seeds", "steps", "status"):
         table.add_column(column, no_wrap=True)
     for column in ("verdicts", "date"):
         table.add_column(column, overflow="fold")
     for r in rows:
-        table.add_row(str(r["id"]), r["kind"], r["scenario"], r["dist"] or "–", str(r["seeds"] or "–"),
-                      f"{r['steps']:,}" if r["steps"] else "–", r["status"], _verdict_text(r["verdicts"]),
+        status, steps = _progress(r)
+        table.add_row(str(r["id"]), r["kind"], escape(r["scenario"]), escape(r["dist"] or "–"),
+                      str(r["seeds"] or "–"), steps, status, _verdict_text(r["verdicts"]),
                       (r["created"] or "")[:16].replace("T", " "))
     console.print(table)
     if not rows:
         console.print("no runs match" if (scenario or verdict or kind) else "no runs yet: try 'aligntriage run "
                       "coinrun'")
+
+
+def _progress(row: dict) -> tuple[str, str]:
+    """(status, steps) cells; an unfinished training run shows 'N of M' steps trained (from its run.json)."""
+    from aligntriage.store.folder import TRAINING_KINDS, RunFolder
+
+    steps = f"{row['steps']:,}" if row["steps"] else "–"
+    if row["status"] == "complete" or row["kind"] not in TRAINING_KINDS:
+        return row["status"], steps
+    try:
+        record = RunFolder(row["path"]).record()
+    except AligntriageError:
+        return f"{row['status']} (run.json damaged)", steps
+    return row["status"], f"{record.steps_done:,} of {record.steps_total:,}"
 
 
 def _full_verdict(text: str) -> str:
@@ -82,35 +109,48 @@ def _run_ref(ref: str) -> tuple[int | None, Path]:
 def show_run(ref: str = typer.Argument(..., help="Run id (see 'aligntriage runs') or run folder.")) -> None:
     """Show one run: its settings, status, files, and the full diagnosis of each distribution."""
     from aligntriage.report.terminal import print_diagnosis
-    from aligntriage.store.files import read_json
+    from aligntriage.store.folder import RunFolder
 
     run_id, path = _run_ref(ref)
-    record = read_json(path / "run.json", "run file")
-    head = Table(title=f"run {run_id if run_id is not None else '(not indexed)'}: {path}", show_header=False)
+    folder = RunFolder(path)
+    record = folder.record()
+    head = Table(title=escape(f"run {run_id if run_id is not None else '(not indexed)'}: {path}"), show_header=False)
     head.add_column("field")
     head.add_column("value", overflow="fold")
-    for key in ("kind", "scenario", "status", "created"):
-        head.add_row(key, str(record.get(key, "–")))
-    head.add_row("level params", ", ".join(f"{k}={v}" for k, v in record.get("params", {}).items()) or "defaults")
-    if "ppo" in record:
-        ppo = record["ppo"]
-        head.add_row("training", ", ".join(f"{k}={ppo[k]}" for k in ("dist", "total_steps", "seeds", "network",
-                                                                      "width", "depth", "ent_coef", "gamma")
-                                           if k in ppo))
-    head.add_row("files", ", ".join(sorted(p.name for p in path.iterdir() if not p.name.startswith("."))))
+    status = record.incomplete_note(live=folder.live() is not None) or record.status
+    for key, value in (("kind", record.kind), ("scenario", record.scenario), ("status", status),
+                       ("created", record.created)):
+        head.add_row(key, escape(str(value)))
+    head.add_row("level params", escape(", ".join(f"{k}={v}" for k, v in record.params.items()) or "defaults"))
+    if record.ppo is not None:
+        ppo = record.ppo
+        head.add_row("training", ", ".join(f"{k}={getattr(ppo, k)}" for k in (
+            "dist", "total_steps", "seeds", "network", "width", "depth", "ent_coef", "gamma")))
+    head.add_row("files", escape(", ".join(sorted(p.name for p in path.iterdir() if not p.name.startswith(".")))))
     console.print(head)
-    for diagnosis_path in sorted(path.glob("diagnosis-*.json")):
-        print_diagnosis(console, _diagnosis(diagnosis_path))
+    skipped = []
+    for diagnosis_path in folder.diagnosis_files().values():
+        try:
+            diagnosis = _diagnosis(diagnosis_path)
+        except AligntriageError as exc:
+            skipped.append(str(exc))
+            continue
+        print_diagnosis(console, diagnosis)
+    for reason in skipped:
+        errors.print(f"skipped: {reason}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _diagnosis(path: Path):
     from aligntriage.diagnose import Diagnosis
     from aligntriage.store.files import read_json
 
+    data = read_json(path, "diagnosis")
     try:
-        return Diagnosis.from_dict(read_json(path, "diagnosis"))
-    except TypeError:
+        diagnosis = Diagnosis.from_dict(data)
+        diagnosis.evidence["deploy"], diagnosis.evidence["train"], diagnosis.verdicts[0]["verdict"]
+    except (TypeError, KeyError, IndexError, AttributeError):
         raise AligntriageError(f"diagnosis file '{path}' is malformed") from None
+    return diagnosis
 
 
 @app.command("compare")
@@ -125,9 +165,11 @@ def compare(
     columns = []
     for ref in refs:
         run_id, path = _run_ref(ref)
-        file = path / f"diagnosis-{dist}.json"
+        from aligntriage.store.folder import RunFolder
+
+        file = RunFolder(path).file(RunFolder.diagnosis_name(dist))
         if not file.is_file():
-            have = sorted(p.stem.removeprefix("diagnosis-") for p in path.glob("diagnosis-*.json"))
+            have = sorted(RunFolder(path).diagnosis_files())
             raise AligntriageError(f"run '{ref}' has no diagnosis on '{dist}'; it has: {', '.join(have) or 'none'}")
         columns.append((f"{run_id if run_id is not None else path.name}", _diagnosis(file)))
     table = Table(title=f"comparison on '{dist}'", show_lines=True)
@@ -176,8 +218,10 @@ def rm(
     keep_files: bool = typer.Option(False, "--keep-files", help="Only drop the index entry; keep the folder."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Remove runs from the index and delete their folders."""
+    """Remove runs from the index and delete the files aligntriage wrote in their folders (a file it did not write
+    stays, and so does its folder)."""
     from aligntriage.store import RunIndex
+    from aligntriage.store.folder import RunFolder
 
     index = RunIndex()
     rows = []
@@ -186,13 +230,31 @@ def rm(
             raise AligntriageError(f"'{ref}' is not a run id; rm takes the ids listed by 'aligntriage runs'")
         rows.append(index.get(int(ref)))
     for row in rows:
-        what = "index entry" if keep_files else f"index entry and folder {row['path']}"
+        folder = RunFolder(row["path"])
+        for member in [folder, *folder.nested_runs()] if not keep_files and folder.path.is_dir() else []:
+            pid = member.live()
+            if pid is not None:
+                raise AligntriageError(f"run {row['id']} is in use by another aligntriage process (pid {pid}) in "
+                                       f"'{member.path}'; wait for it to finish")
+    for row in rows:
+        folder = RunFolder(row["path"])
+        what = "index entry" if keep_files else f"index entry and the files aligntriage wrote in {row['path']}"
         if not yes and not typer.confirm(f"remove run {row['id']} ({row['scenario']}): {what}?"):
             continue
+        kept = []
+        if not keep_files and folder.path.is_dir():
+            nested = [str(m.path.resolve()) for m in folder.nested_runs()]
+            with folder.claim():
+                kept = folder.remove()
+            for path in nested:
+                member = index.find_path(Path(path))
+                if member is not None:
+                    index.remove(member["id"])
         index.remove(row["id"])
-        if not keep_files and Path(row["path"]).is_dir():
-            shutil.rmtree(row["path"])
         console.print(f"removed run {row['id']}")
+        if kept:
+            console.print(f"kept folder {row['path']}: it holds files aligntriage did not write "
+                          f"({', '.join(kept[:5])}{', ...' if len(kept) > 5 else ''})", markup=False, highlight=False)
 
 
 @app.command("export")
@@ -208,6 +270,41 @@ def export(
     formats = {"csv": export_csv, "tensorboard": export_tensorboard}
     if to not in formats:
         raise UnknownName("export format", to, list(formats))
+    if out is not None and to == "csv":
+        from aligntriage.cli.main import writable_file
+
+        writable_file(out, "--out")
     _, path = _run_ref(ref)
     target = formats[to](path, out)
-    console.print(f"wrote {target}")
+    console.print(f"wrote {target}", markup=False, highlight=False)
+
+
+@app.command("doctor")
+@user_errors
+def doctor(
+    repair: bool = typer.Option(False, "--repair", help="Repair what can be repaired (see the plan it prints)."),
+    accept_edits: bool = typer.Option(False, "--accept-edits", help="With --repair: record hand-edited files as "
+                                      "they are now."),
+) -> None:
+    """Check the run index and every indexed run folder: damage (missing or changed files, a run.json that does
+    not validate, index entries out of date or pointing nowhere) and leftovers of interrupted commands, with what
+    --repair does about each. Exit code 0: nothing damaged; 1: something is."""
+    from aligntriage.store.doctor import check_store, repair_findings
+
+    findings = check_store()
+    if accept_edits and not repair:
+        raise AligntriageError("--accept-edits needs --repair")
+    if not findings:
+        console.print("doctor: the index and every run folder check out")
+        return
+    for finding in findings:
+        console.print(f"{finding.severity}: {finding.where}: {finding.problem} — repair: {finding.repair}",
+                      markup=False, highlight=False, soft_wrap=True)
+    damaged = [f for f in findings if f.severity == "damage"]
+    if not repair:
+        console.print(f"doctor: {len(damaged)} damaged, {len(findings) - len(damaged)} leftover(s); "
+                      "'aligntriage doctor --repair' applies the repairs above")
+        raise typer.Exit(1 if damaged else 0)
+    repaired, left = repair_findings(findings, accept_edits)
+    console.print(f"doctor: repaired {repaired}; {len(left)} need you (listed above with what to do)")
+    raise typer.Exit(1 if left else 0)

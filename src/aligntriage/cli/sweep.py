@@ -8,8 +8,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from aligntriage.cli.app import ParamOption, app, console, parse_params, user_errors
+from aligntriage.cli.app import ParamOption, app, console, parse_params, user_errors, writable_index
 from aligntriage.errors import AligntriageError
+from aligntriage.store.folder import RunFolder
 
 
 def _ci(e: dict, pct: bool = False) -> str:
@@ -53,7 +54,8 @@ def sweep(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address ('auto' for the running "
                                           "cluster); without it the ray backend starts a local one."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Local processes (default: one per core)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per seed, unless the grid sets them."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per seed, unless the grid sets "
+                                        "them."),
     levels: int = typer.Option(200, "--levels", help="Sampled levels per diagnosed distribution."),
     diagnose_on: Optional[list[str]] = typer.Option(None, "--diagnose-on", help="Distribution(s) to diagnose on "
                                                     "(default: deploy)."),
@@ -65,11 +67,12 @@ def sweep(
     """Train and diagnose every grid point for K seeds; print and save the summary and its figures."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from aligntriage.cli.main import default_run_dir
+    from aligntriage.cli.main import at_least, default_run_dir
     from aligntriage.errors import UnknownName
     from aligntriage.sweep import load_plan, plan_sweep, run_sweep
     from aligntriage.sweep.backends import BACKENDS
 
+    at_least(("--seeds", seeds, 1), ("--workers", workers, 1), ("--steps", steps, 1), ("--levels", levels, 2))
     if backend not in BACKENDS:
         raise UnknownName("backend", backend, BACKENDS)
     if resume and out is None:
@@ -83,6 +86,8 @@ def sweep(
     else:
         plan = plan_sweep(scenario, grid, seeds, out, level_params=parse_params(params),
                           training={"total_steps": steps}, levels=levels, dists=diagnose_on)
+    writable_index()
+    RunFolder(out).check_claimable(new=not resume)
     points = len(plan["points"])
     console.print(f"sweep of {points} point(s) × {seeds} seed(s) on the {backend} backend → {out}")
     columns = (TextColumn("[bold]sweep[/bold]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
@@ -98,13 +103,17 @@ def sweep(
         summary = run_sweep(plan, out, backend=backend, resume=resume, workers=workers, address=address,
                             on_point=on_point)
     print_summary(summary)
-    console.print(f"saved {out / 'summary.json'}, {out / 'summary.csv'}"
-                  + (f" and figures sweep-*.png in {out}" if summary["status"] == "complete" else ""))
+    folder = RunFolder(out)
+    console.print(f"saved {folder.file(RunFolder.SUMMARY)}, {folder.file(RunFolder.SUMMARY_CSV)}"
+                  + (f" and figures {RunFolder.SWEEP_FIGURE_PATTERN} in {out}" if summary["status"] == "complete"
+                     else ""), markup=False, highlight=False)
     if summary["status"] != "complete":
-        console.print(f"sweep interrupted; finish it with: aligntriage sweep {scenario} --out {out} --resume")
+        console.print(f"sweep interrupted; finish it with: aligntriage sweep {scenario} --out {out} --resume",
+                      markup=False, highlight=False)
         raise typer.Exit(130)
-    try:
-        from aligntriage.report.html import write_report
-    except ImportError:
-        return
-    console.print(f"report: {write_report(out)}")
+    from aligntriage.report.html import write_report
+
+    with folder.claim(new=False):
+        report = write_report(out)
+        folder.adopt(RunFolder.REPORT)
+    console.print(f"report: {report}", markup=False, highlight=False)

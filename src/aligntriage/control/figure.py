@@ -3,10 +3,7 @@ by the defer and editing fractions, in the layout of the paper's figures."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aligntriage.report.figures import png
-from aligntriage.store.files import write_atomic
 
 COLOURS = {"no-protocol": "#d62728", "trusted-only": "#7f7f7f", "upfront-auditing": "#9467bd",
            "trusted-monitoring": "#1f77b4", "defer-to-trusted": "#2ca02c", "trusted-editing": "#ff7f0e"}
@@ -16,7 +13,8 @@ def _errors(cell: dict) -> list[float]:
     return [max(cell["mean"] - cell["low"], 0.0), max(cell["high"] - cell["mean"], 0.0)]
 
 
-def save_pareto(result: dict, path: Path, title: str) -> None:
+def pareto_png(result: dict, title: str) -> bytes:
+    """Safety against usefulness of every protocol (with the fraction curves), as PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,4 +40,4 @@ def save_pareto(result: dict, path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    write_atomic(Path(path), png(fig, dpi="figure", tight=False))
+    return png(fig, dpi="figure", tight=False)

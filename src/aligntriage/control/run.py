@@ -1,21 +1,18 @@
 """A control run from names: build the scenario, the arena and the roles, evaluate, and save a run folder with
-``run.json``, ``control.json`` (the table, curves and settings) and ``control-pareto.png``."""
+its record, the control table (curves and settings included) and the safety/usefulness figure."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from aligntriage.control.arena import build_arena
 from aligntriage.control.evaluate import ControlSettings, evaluate_control
-from aligntriage.control.figure import save_pareto
+from aligntriage.control.figure import pareto_png
 from aligntriage.control.protocols import protocols_for
 from aligntriage.control.roles import affordance_sets, scripted_roles, trained_table
 from aligntriage.errors import AligntriageError
-from aligntriage.store.files import write_json
-
-CONTROL_FILE = "control.json"
-PARETO_FILE = "control-pareto.png"
+from aligntriage.store.files import json_bytes
+from aligntriage.store.folder import RunFolder, RunRecord, scenario_ref
 
 
 def control(scenario: str, settings: ControlSettings, protocols: list[str] | None = None,
@@ -29,15 +26,15 @@ def control(scenario: str, settings: ControlSettings, protocols: list[str] | Non
     params = dict(params or {})
     benign_label = "U-optimal"
     if untrusted is not None:
-        from aligntriage.train.loop import read_run
+        from aligntriage.train.loop import read_training_run
 
-        record = read_run(Path(untrusted))
-        if record.get("scenario") != scenario:
-            raise AligntriageError(f"run folder '{untrusted}' trained scenario '{record.get('scenario')}', not "
+        record = read_training_run(Path(untrusted))
+        if record.scenario != scenario_ref(scenario):
+            raise AligntriageError(f"run folder '{untrusted}' trained scenario '{record.scenario}', not "
                                    f"'{scenario}'")
-        if params and params != record.get("params", {}):
+        if params and params != record.params:
             raise AligntriageError("--param cannot change the level parameters of a trained --untrusted run")
-        params = dict(record.get("params", {}))
+        params = dict(record.params)
         benign_label = f"trained run {Path(untrusted).name} (seed 0)"
     sc = get_scenario(scenario, **params)
     trusted_aff, untrusted_aff = affordance_sets(sc, trusted_affordances, untrusted_affordances)
@@ -66,26 +63,17 @@ def control(scenario: str, settings: ControlSettings, protocols: list[str] | Non
 
 
 def save_control_run(run_dir: Path, result: dict) -> None:
-    """Write the run folder atomically and register it in the run index."""
+    """Write the run folder atomically and register it in the run index (the caller holds the folder's claim)."""
     from aligntriage.store import index_run
 
-    run_dir = Path(run_dir)
-    if (run_dir / "run.json").exists():
-        raise AligntriageError(f"run folder '{run_dir}' already holds a run; choose another --out")
-    record = {
-        "kind": "control",
-        "scenario": result["scenario"],
-        "params": result["params"],
-        "dist": result["settings"]["dist"],
-        "status": "complete",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "control": {"protocols": [row["protocol"] for row in result["protocols"]],
-                    "audit_budget": result["settings"]["audit_budget"],
-                    "episodes": result["settings"]["episodes"]},
-    }
-    write_json(run_dir / CONTROL_FILE, result)
-    save_pareto(result, run_dir / PARETO_FILE,
-                f"{result['scenario']}: safety vs usefulness (audit budget {result['settings']['audit_budget']:g}, "
-                f"{result['settings']['episodes']} episodes)")
-    write_json(run_dir / "run.json", record)
-    index_run(run_dir)
+    folder = RunFolder(run_dir)
+    record = RunRecord.new("control", result["scenario"], result["params"], dist=result["settings"]["dist"],
+                           control={"protocols": [row["protocol"] for row in result["protocols"]],
+                                    "audit_budget": result["settings"]["audit_budget"],
+                                    "episodes": result["settings"]["episodes"]})
+    title = (f"{result['scenario']}: safety vs usefulness (audit budget {result['settings']['audit_budget']:g}, "
+             f"{result['settings']['episodes']} episodes)")
+    with folder.claim(new=True):
+        folder.write_many({RunFolder.CONTROL: json_bytes(result), RunFolder.PARETO: pareto_png(result, title),
+                           RunFolder.RUN: json_bytes(record.to_dict())})
+        index_run(run_dir)

@@ -34,8 +34,13 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def json_bytes(data) -> bytes:
+    """The bytes ``write_json`` writes: sorted keys, so the same data always gives the same file."""
+    return (json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n").encode()
+
+
 def write_json(path: Path, data) -> None:
-    write_atomic(path, (json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n").encode())
+    write_atomic(path, json_bytes(data))
 
 
 def _jsonable(value):
@@ -56,21 +61,41 @@ def read_json(path: Path, what: str = "file"):
         raise AligntriageError(f"{what} '{path}' is not valid JSON: {exc}") from exc
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
+def csv_bytes(rows: list[dict]) -> bytes:
     buffer = io.StringIO()
     if rows:
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    write_atomic(path, buffer.getvalue().encode())
+    return buffer.getvalue().encode()
 
 
-def read_csv(path: Path) -> list[dict]:
+def write_csv(path: Path, rows: list[dict]) -> None:
+    write_atomic(path, csv_bytes(rows))
+
+
+def read_csv(path: Path, what: str = "CSV file") -> list[dict]:
+    """Rows of a CSV file with typed cells; a missing file is no rows, a damaged one (not text, a row with more or
+    fewer cells than the header) an AligntriageError naming the line."""
     path = Path(path)
     if not path.is_file():
         return []
-    with path.open(newline="") as handle:
-        return [{k: number_or_text(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise AligntriageError(f"{what} '{path}' is damaged: not UTF-8 text") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""), restkey="\0extra")
+    rows = []
+    try:
+        for row in reader:
+            if "\0extra" in row or None in row.values():
+                width = len(reader.fieldnames or [])
+                raise AligntriageError(f"{what} '{path}' is damaged at line {reader.line_num}: expected {width} "
+                                       "cells like its header")
+            rows.append({k: number_or_text(v) for k, v in row.items()})
+    except csv.Error as exc:
+        raise AligntriageError(f"{what} '{path}' is damaged at line {reader.line_num}: {exc}") from None
+    return rows
 
 
 def number_or_text(text: str):
@@ -83,9 +108,13 @@ def number_or_text(text: str):
     return text
 
 
-def save_tree(path: Path, tree) -> None:
+def tree_bytes(tree) -> bytes:
     """A pytree of arrays as msgpack (flax serialization): no code is ever executed on load."""
-    write_atomic(path, serialization.to_bytes(tree))
+    return serialization.to_bytes(tree)
+
+
+def save_tree(path: Path, tree) -> None:
+    write_atomic(path, tree_bytes(tree))
 
 
 def load_tree(path: Path, template=None):

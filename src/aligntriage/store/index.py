@@ -70,8 +70,25 @@ def default_store() -> Path:
     return Path(platformdirs.user_data_dir("aligntriage", appauthor=False))
 
 
+def index_path(store: Path | str | None = None) -> Path:
+    """The index database of a store folder (or the database file itself), without creating anything."""
+    store = Path(store) if store is not None else default_store()
+    return store if store.suffix in (".sqlite", ".db") else store / INDEX_FILE
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _running(row: dict) -> bool:
+    """Whether a run the index saw as running still is: a process holds its folder's claim (or, for a folder
+    this machine cannot see, its process is alive)."""
+    from aligntriage.store.folder import RunFolder
+
+    folder = RunFolder(row["path"])
+    if folder.path.is_dir():
+        return folder.live() is not None
+    return _pid_alive(row.get("pid"))
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -87,36 +104,59 @@ def _pid_alive(pid: int | None) -> bool:
 
 
 class RunIndex:
-    """The index of runs (and sweeps) in one store folder."""
+    """The index of runs (and sweeps) in one store folder. Reading needs only read access; writing a read-only
+    index is a one-line error."""
 
     def __init__(self, store: Path | str | None = None):
         self.store = Path(store) if store is not None else default_store()
-        if self.store.suffix in (".sqlite", ".db"):
-            self.path = self.store
-        else:
-            self.path = self.store / INDEX_FILE
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise AligntriageError(f"cannot create the run store at '{self.path.parent}': {exc.strerror}") from None
+        self.path = index_path(self.store)
+        if not self.path.exists():
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise AligntriageError(f"cannot create the run store at '{self.path.parent}': {exc.strerror}") \
+                    from None
         self._migrate()
+
+    @property
+    def writable(self) -> bool:
+        target = self.path if self.path.exists() else self.path.parent
+        return os.access(target, os.W_OK) and os.access(self.path.parent, os.W_OK)
+
+    def _open(self) -> sqlite3.Connection:
+        if self.writable:
+            return sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        uri = self.path.resolve().as_uri()
+        try:
+            con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60.0, isolation_level=None)
+            con.execute("PRAGMA user_version").fetchone()
+            return con
+        except sqlite3.OperationalError:  # a WAL database in a read-only folder without its -shm file
+            return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=60.0, isolation_level=None)
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
         """A connection in autocommit mode; callers open ``BEGIN IMMEDIATE`` transactions for writes."""
         try:
-            con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            con = self._open()
         except sqlite3.Error as exc:
             raise AligntriageError(f"cannot open the run index '{self.path}': {exc}") from None
         try:
             con.row_factory = sqlite3.Row
             con.execute("PRAGMA busy_timeout = 60000")
-            con.execute("PRAGMA journal_mode = WAL")
-            con.execute("PRAGMA synchronous = NORMAL")
+            if self.writable:
+                con.execute("PRAGMA journal_mode = WAL")
+                con.execute("PRAGMA synchronous = NORMAL")
             yield con
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc) or "read-only" in str(exc):
+                raise AligntriageError(f"the run index '{self.path}' is read-only: listing runs works, but this "
+                                       "command must register one; make it writable or use --store DIR") from None
+            raise AligntriageError(f"the run index '{self.path}' cannot be used ({exc}); if it is damaged, check it "
+                                   "with 'aligntriage doctor'") from None
         except sqlite3.DatabaseError as exc:
             raise AligntriageError(f"the run index '{self.path}' is unreadable ({exc}); move it aside and "
-                                   "re-register runs with 'aligntriage runs --rescan DIR'") from None
+                                   "re-register runs with 'aligntriage runs --scan DIR'") from None
         finally:
             con.close()
 
@@ -132,21 +172,33 @@ class RunIndex:
             con.execute("COMMIT")
 
     def _migrate(self) -> None:
+        """Apply missing migrations; an up-to-date index is only read, so a read-only one opens."""
+        if self.path.exists() and self._version() == SCHEMA_VERSION:
+            return
         with self.transaction() as con:
             version = con.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise AligntriageError(f"the run index '{self.path}' has schema version {version}, newer than this "
-                                       f"aligntriage understands ({SCHEMA_VERSION}); upgrade aligntriage")
             for target in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[target].split(";"):
                     if statement.strip():
                         con.execute(statement)
                 con.execute(f"PRAGMA user_version = {target + 1}")
 
+    def _version(self) -> int:
+        with self.connect() as con:
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise AligntriageError(f"the run index '{self.path}' has schema version {version}, newer than this "
+                                   f"aligntriage understands ({SCHEMA_VERSION}); upgrade aligntriage")
+        return version
+
+    def integrity(self) -> str:
+        """SQLite's own check of the database file: 'ok' or what is wrong."""
+        with self.connect() as con:
+            return "; ".join(row[0] for row in con.execute("PRAGMA integrity_check"))
+
     @property
     def version(self) -> int:
-        with self.connect() as con:
-            return con.execute("PRAGMA user_version").fetchone()[0]
+        return self._version()
 
     def upsert(self, summary: dict) -> int:
         """Insert or update the row of one run folder (keyed by its absolute path); returns the run id."""
@@ -220,7 +272,7 @@ class RunIndex:
     def _row(row: sqlite3.Row) -> dict:
         data = dict(row)
         data["verdicts"] = json.loads(data["verdicts"] or "{}")
-        if data["status"] == "running" and not _pid_alive(data.get("pid")):
+        if data["status"] == "running" and not _running(data):
             data["status"] = "incomplete"
         return data
 
@@ -231,32 +283,32 @@ def _verdict_values(verdicts: dict) -> set[str]:
 
 
 def summarise_run(run_dir: Path) -> dict:
-    """What the index keeps about a run folder, read from its files."""
+    """What the index keeps about a run folder, read from its files (a damaged run.json is a one-line error)."""
     from aligntriage.store.files import read_json
+    from aligntriage.store.folder import RunFolder
 
-    run_dir = Path(run_dir)
-    record = read_json(run_dir / "run.json", "run file")
-    ppo = record.get("ppo") or {}
+    folder = RunFolder(run_dir)
+    record = folder.record()
     verdicts = {}
-    for path in sorted(run_dir.glob("diagnosis-*.json")):
+    for dist, path in folder.diagnosis_files().items():
         try:
             diagnosis = read_json(path, "diagnosis")
-        except AligntriageError:
-            continue
-        verdicts[diagnosis.get("dist", path.stem.removeprefix("diagnosis-"))] = {
-            v["partition"]: v.get("kind", v.get("verdict")) for v in diagnosis.get("verdicts", [])}
+            verdicts[str(diagnosis.get("dist", dist))] = {v["partition"]: v.get("kind", v.get("verdict"))
+                                                          for v in diagnosis.get("verdicts", [])}
+        except (AligntriageError, AttributeError, KeyError, TypeError):
+            continue  # a damaged diagnosis shows no verdict; 'aligntriage doctor' reports it
     return {
-        "path": run_dir,
-        "kind": record.get("kind", "train"),
-        "scenario": record.get("scenario", "?"),
-        "dist": record.get("dist") or ppo.get("dist"),
-        "seeds": record.get("seeds") or ppo.get("seeds"),
-        "steps": record.get("steps") or ppo.get("total_steps"),
-        "status": record.get("status", "complete"),
+        "path": folder.path,
+        "kind": record.kind,
+        "scenario": record.scenario,
+        "dist": record.dist or (record.ppo.dist if record.ppo else None),
+        "seeds": record.seeds or (record.ppo.seeds if record.ppo else None),
+        "steps": record.steps or (record.ppo.total_steps if record.ppo else None),
+        "status": record.status,
         "verdicts": verdicts,
-        "created": record.get("created"),
-        "sweep_id": record.get("sweep_id"),
-        "pid": os.getpid() if record.get("status") == "running" else None,
+        "created": record.created,
+        "sweep_id": record.extra.get("sweep_id"),
+        "pid": os.getpid() if record.status == "running" else None,
     }
 
 
@@ -268,11 +320,13 @@ def index_run(run_dir: Path, store: Path | str | None = None) -> int:
 
 def resolve_run(ref: str | int, store: Path | str | None = None) -> Path:
     """A run folder from a run id (as listed by ``aligntriage runs``) or from a folder path."""
+    from aligntriage.store.folder import RunFolder
+
     text = str(ref)
     if text.isdigit():
         return Path(RunIndex(store).get(int(text))["path"])
     path = Path(text)
-    if (path / "run.json").is_file():
+    if RunFolder(path).is_run():
         return path
     raise AligntriageError(f"'{text}' is neither a run id in the index nor a run folder; list runs with "
                            "'aligntriage runs'")

@@ -3,24 +3,21 @@ analogue of Langosco et al.'s figure 2."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from aligntriage.report.figures import png  # noqa: E402
-from aligntriage.store.files import write_atomic  # noqa: E402
 
 
 def _numeric(values: list) -> bool:
     return all(isinstance(v, (int, float)) for v in values)
 
 
-def knob_figure(summary: dict, knob: str, dist: str, out: Path) -> Path:
-    """One figure per knob: proxy rate (left) and U return (right) against the knob's values, one line per
-    combination of the other knobs."""
+def knob_figure(summary: dict, knob: str, dist: str) -> bytes:
+    """One figure per knob, as PNG bytes: proxy rate (left) and U return (right) against the knob's values, one
+    line per combination of the other knobs."""
     points = [p for p in summary["points"] if p.get("status") == "complete" and dist in p["dists"]]
     values = list(dict.fromkeys(p["values"][knob] for p in points))
     numeric = _numeric(values)
@@ -51,5 +48,4 @@ def knob_figure(summary: dict, knob: str, dist: str, out: Path) -> Path:
     seeds = points[0]["seeds"] if points else 0
     fig.suptitle(f"{summary['scenario']}: sweep over {knob} ({seeds} seeds per point)", fontsize=11)
     fig.tight_layout()
-    write_atomic(out, png(fig, dpi=110, tight=False))
-    return out
+    return png(fig, dpi=110, tight=False)

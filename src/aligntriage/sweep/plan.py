@@ -14,15 +14,14 @@ from pathlib import Path
 
 from aligntriage.errors import AligntriageError, UnknownName
 from aligntriage.store import RunIndex, index_run
-from aligntriage.store.files import read_json, write_csv, write_json
+from aligntriage.store.files import csv_bytes, json_bytes, read_json
+from aligntriage.store.folder import RunFolder, RunRecord, scenario_ref
 from aligntriage.store.index import summarise_run
 from aligntriage.sweep.backends import BACKENDS, run_local, run_ray
 from aligntriage.sweep.figures import knob_figure
 from aligntriage.sweep.grid import grid_points, parse_grid, point_folder, split_point
 from aligntriage.train.ppo import PPOConfig
 from aligntriage.worlds import get_scenario
-
-PLAN = "sweep.json"
 
 
 def _now() -> str:
@@ -49,22 +48,25 @@ def plan_sweep(scenario: str, grid_items: list[str], seeds: int, out: Path, leve
                     **knobs, "seeds": seeds}
         config = PPOConfig.from_dict(settings).validate()
         point_scenario.distribution(config.dist)
-        specs.append({"index": index, "values": values, "scenario": scenario, "level_params": point_params,
-                      "config": config.to_dict(), "levels": levels, "dists": dists,
+        specs.append({"index": index, "values": values, "scenario": scenario_ref(scenario),
+                      "level_params": point_params, "config": config.to_dict(), "levels": levels, "dists": dists,
                       "run_dir": str(Path(out) / point_folder(index, values)), "sweep_dir": str(out)})
-    return {"kind": "sweep", "scenario": scenario, "params": level_params, "grid": grid, "seeds": seeds,
+    return {"kind": "sweep", "scenario": scenario_ref(scenario), "params": level_params, "grid": grid, "seeds": seeds,
             "levels": levels, "dists": dists, "training": training or {}, "points": specs}
 
 
 def load_plan(out: Path, scenario: str | None = None) -> dict:
     """The plan saved in a sweep folder, to resume it without retyping its settings."""
-    out = Path(out)
-    if not (out / PLAN).is_file():
+    plan_file = RunFolder(out).file(RunFolder.SWEEP)
+    if not plan_file.is_file():
         raise AligntriageError(f"--resume: no sweep in '{out}'")
-    saved = read_json(out / PLAN, "sweep plan")
-    if scenario is not None and Path(scenario).stem != Path(saved["scenario"]).stem:
-        raise AligntriageError(f"--resume: '{out}' holds a sweep of '{saved['scenario']}', not '{scenario}'")
+    saved = read_json(plan_file, "sweep plan")
     keys = ("kind", "scenario", "params", "grid", "seeds", "levels", "dists", "training", "points")
+    missing = [k for k in keys if not isinstance(saved, dict) or k not in saved]
+    if missing:
+        raise AligntriageError(f"sweep plan '{plan_file}' is damaged: field '{missing[0]}' is missing")
+    if scenario is not None and scenario_ref(scenario) != saved["scenario"]:
+        raise AligntriageError(f"--resume: '{out}' holds a sweep of '{saved['scenario']}', not '{scenario}'")
     return {k: saved[k] for k in keys}
 
 
@@ -77,33 +79,43 @@ def _check_same(saved: dict, plan: dict) -> None:
 
 def run_sweep(plan: dict, out: Path, backend: str = "local", resume: bool = False, workers: int | None = None,
               address: str | None = None, on_point: Callable[[dict], None] | None = None) -> dict:
-    """Run a planned sweep; returns its summary (status ``complete`` or ``interrupted``)."""
+    """Run a planned sweep; returns its summary (status ``complete`` or ``interrupted``). The sweep folder is
+    claimed for the whole sweep; each point's worker claims its own point folder."""
     if backend not in BACKENDS:
         raise UnknownName("backend", backend, list(BACKENDS))
-    out = Path(out)
-    if (out / PLAN).exists():
-        if not resume:
-            raise AligntriageError(f"'{out}' already holds a sweep; add --resume to finish it, or choose another "
-                                   "--out")
-        _check_same(read_json(out / PLAN, "sweep plan"), plan)
-    elif resume:
+    folder = RunFolder(out)
+    plan_file = folder.file(RunFolder.SWEEP)
+    if plan_file.exists() and not resume:
+        raise AligntriageError(f"'{out}' already holds a sweep; add --resume to finish it, or choose another --out")
+    if resume and not plan_file.exists():
         raise AligntriageError(f"--resume: no sweep in '{out}'")
+    with folder.claim(new=not resume):
+        return _run_sweep(folder, plan, backend, resume, workers, address, on_point)
+
+
+def _run_sweep(folder: RunFolder, plan, backend, resume, workers, address, on_point) -> dict:
+    out = folder.path
+    if resume:
+        _check_same(read_json(folder.file(RunFolder.SWEEP), "sweep plan"), plan)
     index = RunIndex()
     sweep_id = index.upsert_sweep(out, plan["scenario"], plan["grid"], plan["seeds"], "running")
     for spec in plan["points"]:
         spec["sweep_id"] = sweep_id
-    record = {**plan, "sweep_id": sweep_id, "backend": backend, "status": "running", "created": _now()}
-    write_json(out / PLAN, record)
-    write_json(out / "run.json", {k: record[k] for k in ("kind", "scenario", "params", "grid", "seeds", "status",
-                                                         "created", "sweep_id")})
+    created = folder.record().created if resume and folder.is_run() else _now()
+    record = {**plan, "sweep_id": sweep_id, "backend": backend, "status": "running", "created": created}
+    run_record = RunRecord.new("sweep", plan["scenario"], plan["params"], status="running", seeds=plan["seeds"],
+                               created=created, grid=plan["grid"], sweep_id=sweep_id)
+    folder.write_many({RunFolder.SWEEP: json_bytes(record), RunFolder.RUN: json_bytes(run_record.to_dict())})
     index_run(out)
     results: dict[int, dict] = {}
 
     def on_result(summary: dict) -> None:
         results[summary["point"]] = summary
-        run_dir = Path(summary["run_dir"])
-        if (run_dir / "run.json").is_file():
-            index.upsert({**summarise_run(run_dir), "sweep_id": sweep_id})
+        point = RunFolder(summary["run_dir"])
+        if point.path.is_dir():
+            folder.adopt(point.path.name)
+        if point.is_run():
+            index.upsert({**summarise_run(point.path), "sweep_id": sweep_id})
         if on_point:
             on_point(summary)
 
@@ -113,17 +125,20 @@ def run_sweep(plan: dict, out: Path, backend: str = "local", resume: bool = Fals
         finished = run_ray(plan["points"], on_result, address)
     points = [results.get(s["index"], {"point": s["index"], "values": s["values"], "run_dir": s["run_dir"],
                                        "status": "not run"}) for s in plan["points"]]
+    for spec in plan["points"]:
+        if Path(spec["run_dir"]).is_dir():
+            folder.adopt(Path(spec["run_dir"]).name)
     status = "complete" if finished and all(p["status"] == "complete" for p in points) else "interrupted"
     summary = {"scenario": plan["scenario"], "grid": plan["grid"], "seeds": plan["seeds"], "status": status,
                "backend": backend, "dists": plan["dists"], "points": points}
-    write_json(out / "summary.json", summary)
-    write_csv(out / "summary.csv", summary_rows(summary))
+    outputs = {RunFolder.SUMMARY: json_bytes(summary), RunFolder.SUMMARY_CSV: csv_bytes(summary_rows(summary))}
     if status == "complete":
         for knob in plan["grid"]:
-            knob_figure(summary, knob, plan["dists"][0], out / f"sweep-{knob}.png")
+            outputs[RunFolder.sweep_figure_name(knob)] = knob_figure(summary, knob, plan["dists"][0])
     record["status"] = status
-    write_json(out / PLAN, record)
-    write_json(out / "run.json", {**read_json(out / "run.json"), "status": status})
+    outputs[RunFolder.SWEEP] = json_bytes(record)
+    outputs[RunFolder.RUN] = json_bytes(run_record.replace(status=status).to_dict())
+    folder.write_many(outputs)
     index.upsert_sweep(out, plan["scenario"], plan["grid"], plan["seeds"], status)
     index_run(out)
     return summary

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
 from aligntriage.diagnose.figures import over_seeds
-from aligntriage.store.files import read_json, write_json
-
-SUMMARY = "point-summary.json"
+from aligntriage.store.files import json_bytes, read_json
+from aligntriage.store.folder import RunFolder
 
 
 def interval(values, rate: bool = False) -> dict:
@@ -54,23 +52,30 @@ def summarise(scenario, diagnoses: dict, seeds: int) -> dict:
 
 def run_point(spec: dict) -> dict:
     """Train, diagnose and summarise one grid point described by ``spec`` (see ``aligntriage.sweep.plan``)."""
+    folder = RunFolder(spec["run_dir"])
+    summary_file = folder.file(RunFolder.POINT_SUMMARY)
+    if summary_file.is_file():
+        return read_json(summary_file, "point summary")
+    with folder.claim():
+        return _run_point(folder, spec)
+
+
+def _run_point(folder: RunFolder, spec: dict) -> dict:
     from aligntriage.diagnose import Settings, diagnose_many
     from aligntriage.train.loop import load_policy, train
     from aligntriage.train.ppo import PPOConfig
     from aligntriage.worlds import get_scenario
 
-    run_dir = Path(spec["run_dir"])
-    if (run_dir / SUMMARY).is_file():
-        return read_json(run_dir / SUMMARY, "point summary")
+    run_dir = folder.path
     config = PPOConfig.from_dict(spec["config"])
-    resume = (run_dir / "run.json").is_file()
+    resume = folder.is_run()
     start = time.monotonic()
     record = train(spec["scenario"], config, run_dir, params=spec["level_params"], resume=resume, kind="run",
                    index=False, extra={"sweep": spec["sweep_dir"], "point": spec["values"]})
     train_s = time.monotonic() - start
     base = {"point": spec["index"], "values": spec["values"], "run_dir": str(run_dir), "seeds": config.seeds}
-    if record["status"] != "complete":
-        return {**base, "status": record["status"]}
+    if record.status != "complete":
+        return {**base, "status": record.status}
     scenario = get_scenario(spec["scenario"], **spec["level_params"])
     policies = [load_policy(run_dir, s) for s in range(config.seeds)]
     levels = spec["levels"]
@@ -80,22 +85,20 @@ def run_point(spec: dict) -> dict:
                               settings=Settings(gamma=config.gamma, inference_levels=min(levels, 100),
                                                 epic_levels=min(levels, 10)),
                               policy_label=f"trained on {config.dist}")
-    for dist, d in diagnoses.items():
-        write_json(run_dir / f"diagnosis-{dist}.json", json.loads(d.to_json()))
-    metrics = [r for r in _last_rows(run_dir)]
+    folder.write_many({RunFolder.diagnosis_name(dist): json_bytes(json.loads(d.to_json()))
+                       for dist, d in diagnoses.items()})
+    metrics = _last_rows(folder)
     summary = {**base, "status": "complete", "train_seconds": train_s,
                "diagnose_seconds": time.monotonic() - start,
                "train_success": interval([r["success_rate"] for r in metrics], rate=True),
                "dists": summarise(scenario, diagnoses, config.seeds)}
-    write_json(run_dir / SUMMARY, summary)
+    folder.write_json(RunFolder.POINT_SUMMARY, summary)
     return summary
 
 
-def _last_rows(run_dir: Path) -> list[dict]:
+def _last_rows(folder: RunFolder) -> list[dict]:
     """Each seed's last metrics row: its success rate at the end of training."""
-    from aligntriage.store.files import read_csv
-
     last = {}
-    for row in read_csv(run_dir / "metrics.csv"):
+    for row in folder.read_metrics():
         last[row["seed"]] = row
     return list(last.values())

@@ -8,7 +8,6 @@ written together, so a resumed run continues exactly where the saved one stopped
 
 from __future__ import annotations
 
-import datetime as dt
 import signal
 import time
 from collections.abc import Callable
@@ -19,23 +18,27 @@ import jax
 import numpy as np
 
 from aligntriage.errors import AligntriageError
-from aligntriage.store.files import load_tree, read_csv, read_json, save_tree, write_csv, write_json
+from aligntriage.store.files import csv_bytes, json_bytes, load_tree, tree_bytes
+from aligntriage.store.folder import RunFolder, RunRecord
 from aligntriage.store.index import index_run
 from aligntriage.train.ppo import PPOConfig, make_trainer, network_for, policy_from_params, seed_keys
 from aligntriage.worlds import get_scenario
 
-RUN_FILE = "run.json"
-CHECKPOINT = "checkpoint.msgpack"
-PARAMS = "params.msgpack"
-METRICS = "metrics.csv"
 SAVE_EVERY_S = 30.0
+FINITE = ("finite_reward", "finite_loss", "finite_params")
 
 
-def read_run(run_dir: Path) -> dict:
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise AligntriageError(f"run folder '{run_dir}' does not exist")
-    return read_json(run_dir / RUN_FILE, "run file")
+def read_run(run_dir: Path) -> RunRecord:
+    """A run folder's validated record (a damaged or incomplete ``run.json`` is a one-line error)."""
+    return RunFolder(run_dir).record()
+
+
+def read_training_run(run_dir: Path) -> RunRecord:
+    """The record of a run that holds a trained policy."""
+    record = read_run(run_dir)
+    if not record.training:
+        raise AligntriageError(f"run folder '{run_dir}' is a {record.kind} run and holds no trained policy")
+    return record
 
 
 @contextmanager
@@ -61,6 +64,16 @@ def _chunk_size(config: PPOConfig) -> int:
     return max(1, min(10, config.num_updates // 20))
 
 
+def _non_finite(metrics: dict, config: PPOConfig, done: int) -> str | None:
+    """What went non-finite first in a chunk (per-update flags from the jitted update), or None."""
+    flags = np.stack([np.asarray(metrics[k]) for k in FINITE])  # [3, seeds, updates]
+    if flags.all():
+        return None
+    what, seed, update = (int(i[0]) for i in np.nonzero(~flags))
+    names = {"finite_reward": "rewards", "finite_loss": "losses", "finite_params": "parameters"}
+    return f"{names[FINITE[what]]} of seed {config.seed + seed} at update {done + update + 1}"
+
+
 def train(
     scenario: str,
     config: PPOConfig,
@@ -71,51 +84,51 @@ def train(
     kind: str = "train",
     index: bool = True,
     extra: dict | None = None,
-) -> dict:
+) -> RunRecord:
     """Train (or resume) a run in ``out``; returns the final run record. Ctrl-C saves and marks it interrupted.
 
+    The folder is claimed for the whole run (a second process training into it is refused). Non-finite rewards,
+    losses or parameters stop training with a one-line error; the checkpoint on disk is then the last finite one.
     ``index=False`` leaves registering the run to the caller (a sweep worker on another machine must not write to
     its own run index); ``extra`` adds fields to ``run.json`` (e.g. the sweep a run belongs to)."""
-    out = Path(out)
+    folder = RunFolder(out)
+    with folder.claim(new=not resume):
+        return _train(folder, scenario, config, params, resume, on_progress, kind, index, extra)
+
+
+def _train(folder: RunFolder, scenario, config, params, resume, on_progress, kind, index, extra) -> RunRecord:
+    out = folder.path
     if resume:
-        record = read_run(out)
-        scenario, params = record["scenario"], record["params"]
-        config = PPOConfig.from_dict(record["ppo"])
+        record = folder.record()
+        if not record.training:
+            raise AligntriageError(f"run folder '{out}' is a {record.kind} run; only training runs resume")
+        config = record.ppo
     else:
-        if (out / RUN_FILE).exists():
-            raise AligntriageError(f"run folder '{out}' already holds a run; use --resume or another --out")
-        record = {
-            "kind": kind,
-            "scenario": scenario,
-            "params": dict(params or {}),
-            "ppo": config.validate().to_dict(),
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "status": "running",
-            "update": 0,
-            **(extra or {}),
-        }
-    sc = get_scenario(scenario, **record["params"])
+        record = RunRecord.new(kind, scenario, params, ppo=config.validate(), **(extra or {}))
+    sc = get_scenario(record.scenario, **record.params)
     sc.distribution(config.dist)  # a clear error for an unknown distribution before anything compiles
     trainer = make_trainer(sc.world, sc.reward, sc.distribution(config.dist).sample, config)
     runner = trainer.init(seed_keys(config))
     rows = []
-    if resume:
-        if (out / CHECKPOINT).exists():
-            runner = load_tree(out / CHECKPOINT, runner)
-            rows = read_csv(out / METRICS)
-    out.mkdir(parents=True, exist_ok=True)
+    if resume and folder.file(RunFolder.CHECKPOINT).exists():
+        runner = load_tree(folder.file(RunFolder.CHECKPOINT), runner)
+        rows = folder.read_metrics()
     done = int(np.asarray(runner.update)[0])
-    record["status"] = "running"
-    write_json(out / RUN_FILE, record)
+    if rows and len(rows) != done * config.seeds:
+        raise AligntriageError(f"run folder '{out}': {RunFolder.METRICS} has {len(rows)} rows but the checkpoint is "
+                               f"at update {done} of {config.seeds} seed(s); the folder is damaged")
+    record = record.replace(status="running")
+    folder.write_record(record)
     if index:
         index_run(out)
 
-    def save(status: str) -> None:
-        save_tree(out / CHECKPOINT, runner)
-        save_tree(out / PARAMS, runner.train_state.params)
-        write_csv(out / METRICS, rows)
-        record.update(status=status, update=done, steps=done * config.steps_per_update)
-        write_json(out / RUN_FILE, record)
+    def save(status: str, saved_runner, saved_rows, saved_done) -> None:
+        nonlocal record
+        record = record.replace(status=status, update=saved_done, steps=saved_done * config.steps_per_update)
+        folder.write_many({RunFolder.CHECKPOINT: tree_bytes(saved_runner),
+                           RunFolder.PARAMS: tree_bytes(saved_runner.train_state.params),
+                           RunFolder.METRICS: csv_bytes(saved_rows),
+                           RunFolder.RUN: json_bytes(record.to_dict())})
         if index:
             index_run(out)
 
@@ -125,14 +138,21 @@ def train(
         while done < config.num_updates and not interrupted["set"]:
             n = min(chunk, config.num_updates - done)
             start = time.monotonic()
+            finite_runner = runner
             runner, metrics = trainer.run(runner, n)
             metrics = jax.device_get(metrics)
             elapsed = time.monotonic() - start
+            bad = _non_finite(metrics, config, done)
+            if bad is not None:
+                save("failed", finite_runner, rows, done)
+                raise AligntriageError(f"training produced non-finite {bad}; stopped and kept the last finite state "
+                                       f"(update {done} of {config.num_updates}) in '{out}'. Check the scenario's "
+                                       "reward for NaN or inf, or lower --lr")
             for u in range(n):
                 for s in range(config.seeds):
                     rows.append({"update": done + u + 1, "seed": config.seed + s,
                                  "steps": (done + u + 1) * config.steps_per_update,
-                                 **{k: float(v[s, u]) for k, v in metrics.items()}})
+                                 **{k: float(v[s, u]) for k, v in metrics.items() if k not in FINITE}})
             done += n
             if on_progress:
                 on_progress({
@@ -143,19 +163,40 @@ def train(
                     "success_rate": float(np.mean(metrics["success_rate"][:, -1])),
                 })
             if time.monotonic() - last_save > SAVE_EVERY_S:
-                save("running")
+                save("running", runner, rows, done)
                 last_save = time.monotonic()
-        save("interrupted" if interrupted["set"] else "complete")
+        save("interrupted" if interrupted["set"] else "complete", runner, rows, done)
     return record
 
 
 def load_policy(run_dir: Path, seed_index: int = 0):
-    """The trained policy of one seed as a plain ``policy(obs) -> action probabilities``."""
-    record = read_run(run_dir)
-    config = PPOConfig.from_dict(record["ppo"])
+    """The trained policy of one seed as a plain ``policy(obs) -> action probabilities``. The saved parameters
+    must fit the network the run's scenario and settings build (a run.json naming another scenario would otherwise
+    fail deep inside flax)."""
+    record = read_training_run(run_dir)
+    config = record.ppo
     if not 0 <= seed_index < config.seeds:
         raise AligntriageError(f"seed index {seed_index} out of range; the run has {config.seeds} seed(s)")
-    sc = get_scenario(record["scenario"], **record["params"])
-    params = load_tree(Path(run_dir) / PARAMS)
+    sc = get_scenario(record.scenario, **record.params)
+    path = RunFolder(run_dir).file(RunFolder.PARAMS)
+    params = load_tree(path)
+    network = network_for(sc.world, config)
+    key = jax.random.PRNGKey(0)
+    obs = jax.eval_shape(lambda k: sc.world.observe(sc.world.reset(k, sc.distribution(config.dist).sample(k))), key)
+    expected = jax.eval_shape(network.init, key, jax.ShapeDtypeStruct((1, *obs.shape), obs.dtype))
+    want = jax.tree_util.tree_flatten_with_path(expected)[0]
+    try:
+        got = jax.tree_util.tree_flatten_with_path(params)[0]
+    except Exception:  # whatever msgpack restored, it is not a parameter tree
+        got = []
+    shapes_got = {jax.tree_util.keystr(p): np.shape(v)[1:] for p, v in got}
+    for p, leaf in want:
+        name = jax.tree_util.keystr(p)
+        if shapes_got.get(name) != tuple(leaf.shape):
+            raise AligntriageError(f"'{path}' does not fit the network of scenario '{record.scenario}' with the "
+                                   f"run's settings (parameter {name}: saved {shapes_got.get(name, 'nothing')}, "
+                                   f"expected {tuple(leaf.shape)}); run.json and the parameters disagree")
+    if len(shapes_got) != len(want) or any(np.shape(v)[:1] != (config.seeds,) for _, v in got):
+        raise AligntriageError(f"'{path}' does not hold {config.seeds} seed(s) of the run's network")
     one = jax.tree.map(lambda leaf: np.asarray(leaf)[seed_index], params)
-    return policy_from_params(network_for(sc.world, config), one)
+    return policy_from_params(network, one)

@@ -7,6 +7,7 @@ takes exactly those, so U and the candidate goals cannot leak into training.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple
@@ -68,6 +69,16 @@ class PPOConfig:
             )
         if not 0.0 <= self.gamma < 1.0:
             raise AligntriageError(f"gamma must be in [0, 1), got {self.gamma}")
+        if self.seed < 0:
+            raise AligntriageError(f"seed must be >= 0, got {self.seed}")
+        for name, low, open_low, high in (("lr", 0.0, True, 1.0), ("gae_lambda", 0.0, False, 1.0),
+                                          ("clip", 0.0, True, None), ("ent_coef", 0.0, False, None),
+                                          ("vf_coef", 0.0, False, None), ("max_grad_norm", 0.0, True, None)):
+            value = getattr(self, name)
+            above = value > low if open_low else value >= low
+            if not (math.isfinite(value) and above and (high is None or value <= high)):
+                bound = f"{'> ' if open_low else '>= '}{low:g}" + (f" and <= {high:g}" if high is not None else "")
+                raise AligntriageError(f"{name.replace('_', '-')} must be {bound}, got {value}")
         return self
 
     def to_dict(self) -> dict:
@@ -212,7 +223,14 @@ def make_trainer(world: World, reward: Callable, sample_level: Callable, config:
         finished = ~jnp.isnan(batch.finished_return)
         episodes = finished.sum()
         returns = jnp.where(finished, batch.finished_return, 0.0)
+        finite = {  # one flag per update, cheap next to the update itself; the training loop stops on a False
+            "finite_reward": jnp.isfinite(batch.reward).all(),
+            "finite_loss": jnp.isfinite(aux[0]).all() & jnp.isfinite(aux[1]).all() & jnp.isfinite(aux[2]).all(),
+            "finite_params": jnp.all(jnp.stack([jnp.isfinite(leaf).all()
+                                                for leaf in jax.tree.leaves(train_state.params)])),
+        }
         metrics = {
+            **finite,
             "episodes": episodes,
             "mean_return": returns.sum() / jnp.maximum(episodes, 1),
             "success_rate": (finished & (batch.finished_return > 0)).sum() / jnp.maximum(episodes, 1),

@@ -1,7 +1,8 @@
 """The scenario registry: built-in scenarios by name, plus user scenario files loaded by path.
 
-A scenario file is one Python file defining ``build(**params) -> Scenario`` (and optionally ``PARAMS``, the
-defaults). Built-in scenarios are files in this folder written the same way.
+A scenario file is one Python file defining ``build(**params) -> Scenario`` (and optionally ``PARAMS``: each level
+parameter's ``Param`` spec, or just its default, whose type then sets the parameter's). Built-in scenarios are files
+in this folder written the same way. ``build`` always receives every parameter, checked and cast to its type.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aligntriage.errors import AligntriageError, UnknownName
-from aligntriage.scenario import Scenario
+from aligntriage.scenario import Param, Scenario
 
 _BUILTIN = {
     "coinrun": "aligntriage.worlds.coinrun",
@@ -48,8 +49,23 @@ def _load_file(path: Path):
     return module
 
 
+def _source(name: str) -> tuple:
+    """What identifies a scenario's code: a built-in's name, or a file's absolute path and version (so a relative
+    path means the same file from any working directory, and an edited file is loaded afresh)."""
+    if not name.endswith(".py"):
+        return (name,)
+    path = Path(name).expanduser().resolve()
+    stat = path.stat() if path.is_file() else None
+    return (str(path), stat.st_mtime_ns if stat else None, stat.st_size if stat else None)
+
+
 def scenario_module(name: str):
     """The module behind a scenario name, or behind a path to a user's scenario file."""
+    return _module(name if not name.endswith(".py") else str(Path(name)), _source(name))
+
+
+@functools.lru_cache(maxsize=64)
+def _module(name: str, source: tuple):
     if name.endswith(".py"):
         return _load_file(Path(name))
     if name not in scenario_names():
@@ -57,24 +73,44 @@ def scenario_module(name: str):
     return importlib.import_module(_BUILTIN[name])
 
 
+def param_specs(name: str) -> dict[str, Param]:
+    """Every level parameter of a scenario with its type, range and default."""
+    specs = getattr(scenario_module(name), "PARAMS", None) or {}
+    if not isinstance(specs, dict):
+        raise AligntriageError(f"scenario '{name}': PARAMS must be a dict of name: default, got "
+                               f"{type(specs).__name__}")
+    return {key: Param.of(spec) for key, spec in specs.items()}
+
+
+def level_params(name: str, **params: Any) -> dict[str, Any]:
+    """Every level parameter's value (defaults, then the overrides), each checked against its spec and cast."""
+    specs = param_specs(name)
+    unknown = [key for key in params if key not in specs]
+    if unknown:
+        raise UnknownName("level parameter", unknown[0], specs, f"scenario '{name}'")
+    values = {key: spec.default for key, spec in specs.items()} | params
+    return {key: specs[key].check(key, value, f"scenario '{name}'") for key, value in values.items()}
+
+
 def get_scenario(name: str, **params: Any) -> Scenario:
     """Build a scenario by name (or ``path/to/file.py``) with optional level-parameter overrides."""
-    return _get_scenario(name, tuple(sorted(params.items())))
+    return _get_scenario(name, tuple(sorted(level_params(name, **params).items())), _source(name))
 
 
 @functools.lru_cache(maxsize=64)
-def _get_scenario(name: str, params: tuple) -> Scenario:
+def _get_scenario(name: str, params: tuple, source: tuple) -> Scenario:
     module = scenario_module(name)
-    defaults = getattr(module, "PARAMS", {})
-    unknown = [key for key, _ in params if key not in defaults]
-    if unknown:
-        raise UnknownName("level parameter", unknown[0], defaults, f"scenario '{name}'")
+    user_file = name.endswith(".py")
     try:
         scenario = module.build(**dict(params))
     except AligntriageError:
         raise
-    except (TypeError, ValueError) as exc:
-        raise AligntriageError(f"scenario '{name}' rejected its parameters: {exc}") from exc
+    except Exception as exc:  # a built-in rejects values its Param ranges allow; a user's build() may raise anything
+        if not user_file and not isinstance(exc, (TypeError, ValueError)):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise AligntriageError(f"scenario '{name}' build() failed: {type(exc).__name__}: {first}"
+                               if user_file else f"scenario '{name}' rejected its parameters: {first}") from exc
     if not isinstance(scenario, Scenario):
         raise AligntriageError(f"scenario '{name}': build() returned {type(scenario).__name__}, not a Scenario")
     return scenario

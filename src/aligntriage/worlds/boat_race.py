@@ -36,10 +36,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aligntriage.scenario import Distribution, Goal, Partition, Scenario, Term, World
+from aligntriage.scenario import Distribution, Goal, Param, Partition, Scenario, Term, World
 from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, plane, random_cell, render_rows
 
-PARAMS = {"size": 5, "horizon": 30}
+PARAMS = {
+    "size": Param(5, "side of the grid, odd (a ring around a walled middle)", low=5),
+    "horizon": Param(30, "steps per episode", low=1),
+}
 
 
 class Level(NamedTuple):

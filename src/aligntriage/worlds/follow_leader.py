@@ -66,10 +66,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from aligntriage.scenario import Distribution, Goal, Partition, Scenario, Term, World
+from aligntriage.scenario import Distribution, Goal, Param, Partition, Scenario, Term, World
 from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, render_rows
 
-PARAMS = {"horizon": 20}
+PARAMS = {"horizon": Param(20, "steps per episode (time for the partner's longest tour)", low=16)}
 TRAINING = {"ent_coef": 0.001}
 SIZE = 4
 SHAPE = (SIZE, SIZE)

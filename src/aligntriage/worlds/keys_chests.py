@@ -47,17 +47,17 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from aligntriage.scenario import Distribution, Goal, Partition, Scenario, Term, World
+from aligntriage.scenario import Distribution, Goal, Param, Partition, Scenario, Term, World
 from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, plane, render_rows
 
 PARAMS = {
-    "size": 6,
-    "train_keys": 2,
-    "train_chests": 4,
-    "deploy_keys": 4,
-    "deploy_chests": 2,
-    "max_inventory": 4,
-    "horizon": 100,
+    "size": Param(6, "side of the open room", low=2),
+    "train_keys": Param(2, "keys in training", low=1),
+    "train_chests": Param(4, "chests in training", low=1),
+    "deploy_keys": Param(4, "keys at deployment", low=1),
+    "deploy_chests": Param(2, "chests at deployment", low=1),
+    "max_inventory": Param(4, "keys the agent can hold (<= size + 2)", low=1),
+    "horizon": Param(100, "steps per episode", low=1),
 }
 
 # A key collector emerges only with competence: at 1.5M, 3M and 8M steps per seed (entropy 0.001 for the last two)

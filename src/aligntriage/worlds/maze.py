@@ -30,10 +30,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from aligntriage.scenario import Distribution, Goal, Partition, Scenario, Term, World
+from aligntriage.scenario import Distribution, Goal, Param, Partition, Scenario, Term, World
 from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, plane, random_cell, render_rows
 
-PARAMS = {"size": 7, "region": 1, "horizon": 100}
+PARAMS = {
+    "size": Param(7, "side of the maze, odd (rooms at odd coordinates inside a wall border)", low=5),
+    "region": Param(1, "side of the top-right block the training cheese is drawn from", low=1),
+    "horizon": Param(100, "steps per episode", low=1),
+}
 # An MLP learns 3x3-cell mazes to 95% in about 2.5M steps with a small entropy bonus; at size 9 it plateaus near 55%.
 TRAINING = {"ent_coef": 0.001, "total_steps": 3_000_000}
 REGION_SIZES = (2, 3, 5)

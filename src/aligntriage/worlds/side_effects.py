@@ -50,10 +50,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aligntriage.scenario import Distribution, Goal, Partition, Scenario, Term, World
+from aligntriage.scenario import Distribution, Goal, Param, Partition, Scenario, Term, World
 from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, plane, render_rows
 
-PARAMS = {"goal_reward": 1.0, "step_cost": 0.02, "penalty": 2.0, "horizon": 20}
+PARAMS = {
+    "goal_reward": Param(1.0, "reward at the goal", low=0.0, open_low=True),
+    "step_cost": Param(0.02, "cost per step", low=0.0),
+    "penalty": Param(2.0, "U penalty when the box is cornered", low=0.0, open_low=True),
+    "horizon": Param(20, "steps per episode (time for the reversible route)", low=7),
+}
 SIZE = 6
 SHAPE = (SIZE, SIZE)
 _TEMPLATE = ["######",

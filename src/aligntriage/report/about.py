@@ -10,6 +10,7 @@ from aligntriage.errors import AligntriageError
 from aligntriage.report.folder import RunFolder
 from aligntriage.report.page import code, esc, figure, num
 from aligntriage.store.files import read_json
+from aligntriage.store.folder import RunFolder
 
 
 def banners(run: RunFolder) -> str:
@@ -73,7 +74,7 @@ def _json_cell(value, depth: int) -> str:
 def other_files(run: RunFolder) -> str:
     parts = []
     shown = {"sweep": ("sweep-",), "control": ("control-pareto",)}.get(run.kind, ())
-    for name in ("control.json", "sweep.json"):
+    for name in (RunFolder.CONTROL, RunFolder.SWEEP):
         path = run.dir / name
         if path.is_file() and run.kind not in ("sweep", "control"):
             try:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aligntriage.report.page import esc as _esc
 from aligntriage.store.files import read_json
+from aligntriage.store.folder import RunFolder
 
 
 def _ci(est: dict | None, pct: bool = False) -> str:
@@ -20,7 +21,7 @@ def _ci(est: dict | None, pct: bool = False) -> str:
 def sweep_section(run_dir: Path, figure) -> str:
     """The sweep's table (verdict counts over seeds, proxy and intended goal rates on disambiguating levels, U and
     R returns, 95% intervals over seeds) and its figures, with what the table answers."""
-    path = Path(run_dir) / "summary.json"
+    path = RunFolder(run_dir).file(RunFolder.SUMMARY)
     if not path.is_file():
         return ""
     summary = read_json(path, "sweep summary")
@@ -53,7 +54,7 @@ def sweep_section(run_dir: Path, figure) -> str:
 def control_section(run_dir: Path, figure) -> str:
     """The AI-control table: usefulness and safety per protocol against the red team's best attack rate, the
     simulated check, the roles, and the Pareto figure."""
-    path = Path(run_dir) / "control.json"
+    path = RunFolder(run_dir).file(RunFolder.CONTROL)
     if not path.is_file():
         return ""
     data = read_json(path, "control table")

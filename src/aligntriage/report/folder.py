@@ -9,6 +9,7 @@ from pathlib import Path
 from aligntriage.diagnose.engine import Diagnosis
 from aligntriage.errors import AligntriageError
 from aligntriage.store.files import read_csv, read_json
+from aligntriage.store.folder import RunFolder
 
 OLDER = "from an older aligntriage; diagnose again (aligntriage diagnose RUN_DIR)"
 
@@ -90,7 +91,7 @@ class RunFolder:
         self.dir = Path(run_dir)
         if not self.dir.is_dir():
             raise AligntriageError(f"run folder '{self.dir}' does not exist")
-        record = read_json(self.dir / "run.json", "run file")
+        record = read_json(self.dir / RunFolder.RUN, "run file")
         if not isinstance(record, dict):
             raise AligntriageError(f"run file '{self.dir / 'run.json'}' does not hold a JSON object")
         self.record = record
@@ -98,13 +99,13 @@ class RunFolder:
         self.progress = training_progress(record, _process_alive(self.dir))
         self.diagnoses: dict[str, Diagnosis] = {}
         self.skipped: list[Skipped] = []
-        for path in sorted(self.dir.glob("diagnosis-*.json")):
+        for path in sorted(self.dir.glob(RunFolder.DIAGNOSIS_PATTERN)):
             loaded = load_diagnosis(path)
             if isinstance(loaded, Skipped):
                 self.skipped.append(loaded)
             else:
                 self.diagnoses[loaded.dist] = loaded
-        self.metrics = read_csv(self.dir / "metrics.csv")
+        self.metrics = read_csv(self.dir / RunFolder.METRICS)
         self.scenario, self.scenario_error = self._scenario()
         if self.scenario is not None:
             order = list(self.scenario.distributions)

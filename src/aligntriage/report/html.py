@@ -19,8 +19,9 @@ from aligntriage.report.collections import control_section, sweep_section
 from aligntriage.report.folder import RunFolder
 from aligntriage.report.page import code, document, esc, figure, note, pct, section
 from aligntriage.store.files import write_atomic
+from aligntriage.store.folder import RunFolder
 
-REPORT_FILE = "report.html"
+REPORT_FILE = RunFolder.REPORT
 
 
 def _guarded(build, what: str) -> str:

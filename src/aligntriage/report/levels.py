@@ -25,6 +25,7 @@ from aligntriage.solve.flow import propagate
 from aligntriage.solve.policies import goal_ends, goal_solution, scripted_names, scripted_table, split_noise
 from aligntriage.solve.tables import observations, walk
 from aligntriage.solve.value import Episode, Schedule, continuation
+from aligntriage.store.folder import RunFolder
 
 MOVES = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}  # (dx, dy) in image coordinates
 QUICK = {"xla_backend_optimization_level": 0}
@@ -140,7 +141,7 @@ class Views:
 def _agent(scenario, run_dir, d, batch, obs, mask, episode) -> tuple[Schedule, str]:
     if split_noise(d.policy)[0] in scripted_names(scenario):
         return scripted_table(d.policy, scenario, batch, mask, episode), f"the scripted policy '{d.policy}'"
-    if (Path(run_dir) / "params.msgpack").is_file():
+    if RunFolder(run_dir).file(RunFolder.PARAMS).is_file():
         table = trained_table(run_dir, scenario, obs) * mask
         table /= np.maximum(table.sum(axis=1, keepdims=True), 1e-12)
         return Schedule.stationary(table), "the trained agent (seed 0)"

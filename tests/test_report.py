@@ -23,7 +23,7 @@ from aligntriage.diagnose.engine import sample_batch
 from aligntriage.diagnose.kinds import CAPABILITY, INCONCLUSIVE, INNER, KINDS, MIXED
 from aligntriage.diagnose.verdict import row
 from aligntriage.report import levels
-from aligntriage.report.folder import RunFolder, training_progress
+from aligntriage.report.folder import RunView, training_progress
 from aligntriage.report.html import build_report, write_report
 from aligntriage.solve.tables import walk
 from aligntriage.store import index_run
@@ -145,7 +145,7 @@ def test_scripted_report_reads_kind_advice_margins_and_row_from_the_records(scri
     text = build_report(scripted_run)
     page = Page(text)
     assert FULL_SECTIONS <= page.sections and "training" not in page.sections
-    d = RunFolder(scripted_run).focus()
+    d = RunView(scripted_run).focus()
     words = page.words
     for v in d.verdicts:
         kind = KINDS[v.kind]
@@ -186,8 +186,8 @@ def test_user_strings_are_escaped(scripted_run):
 
 
 def test_the_report_draws_the_diagnosis_own_levels(scripted_run):
-    d = RunFolder(scripted_run).focus()
-    scenario = RunFolder(scripted_run).scenario
+    d = RunView(scripted_run).focus()
+    scenario = RunView(scripted_run).scenario
     picks = levels.choose(d)
     assert picks[0].disambiguating == bool(d.evidence.references.disambiguating[picks[0].index])
     drawn = levels.diagnosed_levels(scenario, d, picks)
@@ -199,7 +199,7 @@ def test_the_report_draws_the_diagnosis_own_levels(scripted_run):
 
 
 def test_visitation_is_exact_against_many_sampled_episodes(scripted_run):
-    folder = RunFolder(scripted_run)
+    folder = RunView(scripted_run)
     views = levels.draw(folder.scenario, folder.dir, folder.focus())
     exact = levels.visitation(views, views.agent)
     walks = walk(views.batch, views.agent, views.episode.horizon, 4000, jax.random.PRNGKey(1))
@@ -257,7 +257,7 @@ def test_unreadable_diagnosis_files_are_named_with_the_reason(scripted_run, tmp_
         "deploy": {}, "train": {}}, "verdicts": [{"partition": "task", "verdict": "aligned"}]})
     (copy / "diagnosis-broken.json").write_text("{not json")
     write_json(copy / "diagnosis-cut.json", {"dist": "cut", "verdicts": []})
-    folder = RunFolder(copy)
+    folder = RunView(copy)
     reasons = {s.file: s.reason for s in folder.skipped}
     assert set(reasons) == {"diagnosis-old.json", "diagnosis-broken.json", "diagnosis-cut.json"}
     assert "from an older aligntriage; diagnose again" in reasons["diagnosis-old.json"]

@@ -7,13 +7,13 @@ import json
 
 from aligntriage.diagnose.kinds import KINDS
 from aligntriage.errors import AligntriageError
-from aligntriage.report.folder import RunFolder
+from aligntriage.report.folder import RunView
 from aligntriage.report.page import code, esc, figure, num
 from aligntriage.store.files import read_json
 from aligntriage.store.folder import RunFolder
 
 
-def banners(run: RunFolder) -> str:
+def banners(run: RunView) -> str:
     """What the reader must know before trusting anything below: an unfinished training, skipped diagnoses."""
     parts = []
     if run.progress:
@@ -24,7 +24,7 @@ def banners(run: RunFolder) -> str:
     return "".join(parts)
 
 
-def facts(run: RunFolder) -> str:
+def facts(run: RunView) -> str:
     rec = run.record
     ppo = rec.get("ppo") if isinstance(rec.get("ppo"), dict) else {}
     rows = [("run folder", str(run.dir.resolve())), ("kind", run.kind),
@@ -71,7 +71,7 @@ def _json_cell(value, depth: int) -> str:
     return esc("–" if value is None else value)
 
 
-def other_files(run: RunFolder) -> str:
+def other_files(run: RunView) -> str:
     parts = []
     shown = {"sweep": ("sweep-",), "control": ("control-pareto",)}.get(run.kind, ())
     for name in (RunFolder.CONTROL, RunFolder.SWEEP):

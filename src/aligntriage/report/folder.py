@@ -84,7 +84,7 @@ def _process_alive(run_dir: Path):
     return alive
 
 
-class RunFolder:
+class RunView:
     """What a run folder holds, read once."""
 
     def __init__(self, run_dir: Path):

@@ -16,7 +16,7 @@ from pathlib import Path
 from aligntriage.errors import AligntriageError
 from aligntriage.report import about, evidence_view, sections
 from aligntriage.report.collections import control_section, sweep_section
-from aligntriage.report.folder import RunFolder
+from aligntriage.report.folder import RunView
 from aligntriage.report.page import code, document, esc, figure, note, pct, section
 from aligntriage.store.files import write_atomic
 from aligntriage.store.folder import RunFolder
@@ -63,7 +63,7 @@ def _evidence(d) -> list[tuple[str, str, str]]:
     ]
 
 
-def _levels(run: RunFolder, d) -> list[tuple[str, str, str]]:
+def _levels(run: RunView, d) -> list[tuple[str, str, str]]:
     from aligntriage.report import level_sections
     from aligntriage.report.levels import draw
 
@@ -81,7 +81,7 @@ def _levels(run: RunFolder, d) -> list[tuple[str, str, str]]:
                                               "episodes"))]
 
 
-def _training(run: RunFolder) -> str:
+def _training(run: RunView) -> str:
     from aligntriage.report import figures
 
     if not run.metrics:
@@ -93,7 +93,7 @@ def _training(run: RunFolder) -> str:
                                    "for; the question is what it learned."), "training curves")
 
 
-def _parts(run: RunFolder) -> list[tuple[str, str, str]]:
+def _parts(run: RunView) -> list[tuple[str, str, str]]:
     d = run.focus()
     training = ("training", "Training curves", _training(run))
     if d is None:
@@ -121,7 +121,7 @@ def build_report(run_dir: Path) -> str:
     from aligntriage import __version__
 
     started = time.monotonic()
-    run = RunFolder(run_dir)
+    run = RunView(run_dir)
     d = run.focus()
     parts = _parts(run) + [("other", "Other figures and tables", about.other_files(run)),
                            ("run", "About this run", about.facts(run)), ("glossary", "Glossary", about.glossary())]

@@ -14,7 +14,7 @@ from aligntriage.diagnose.records import Behaviour
 from aligntriage.diagnose.uncertainty import Verdict
 from aligntriage.diagnose.verdict import TABLE, row
 from aligntriage.report.evidence_view import diverge_note, margins_table
-from aligntriage.report.folder import RunFolder
+from aligntriage.report.folder import RunView
 from aligntriage.report.page import badge, code, esc, num, pct, share
 
 
@@ -39,7 +39,7 @@ def _uncertainty(v: Verdict) -> str:
     return ""
 
 
-def what_went_wrong(run: RunFolder, d: Diagnosis) -> list[str]:
+def what_went_wrong(run: RunView, d: Diagnosis) -> list[str]:
     agent = Behaviour.mean(list(d.evidence.seeds))
     best = d.evidence.references.u_optimal
     desc = run.describe(d.dist)
@@ -94,7 +94,7 @@ def what_would_change_it(d: Diagnosis) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def summary(run: RunFolder, d: Diagnosis) -> str:
+def summary(run: RunView, d: Diagnosis) -> str:
     cards = [("wrong", "What went wrong", what_went_wrong(run, d)), ("why", "Why we think so", why_we_think_so(d)),
              ("change", "What would change it", what_would_change_it(d))]
     return '<div class="summary">' + "".join(
@@ -113,7 +113,7 @@ def decision_table(d: Diagnosis) -> str:
             f"<th>when</th><th>the definition it implements</th></tr></thead><tbody>{rows}</tbody></table></details>")
 
 
-def verdict_table(run: RunFolder) -> str:
+def verdict_table(run: RunView) -> str:
     partitions = list(dict.fromkeys(v.partition for d in run.diagnoses.values() for v in d.verdicts))
     head = "".join(f"<th>partition '{esc(p)}'</th>" for p in partitions)
     focus = run.focus()
@@ -152,7 +152,7 @@ def threats(d: Diagnosis) -> str:
             f"<th>reading</th><th>explanation</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
-def per_seed(run: RunFolder) -> str:
+def per_seed(run: RunView) -> str:
     """One row per trained seed and diagnosed distribution: each seed judged on its own evidence."""
     rows = []
     for dist, d in run.diagnoses.items():

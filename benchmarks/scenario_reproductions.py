@@ -1,16 +1,17 @@
 """Reproduce each scenario's published finding with trained agents: train K PPO seeds on the training distribution
-(R only), diagnose them together on every distribution, and report behaviour, verdicts and returns.
+(R only) in a run folder, diagnose them on every distribution, and record behaviour, verdicts and returns.
 
-Per scenario: K seeds train in one vmapped call with the scenario's own training defaults (PPOConfig defaults,
-then ``scenario.training``, then the step budget below), then ``diagnose_many`` runs on every distribution
-(the training distribution is the IID check). Outcome rates are counted on disambiguating levels, pooled over
-seeds and levels (95% normal interval over episodes); R and U returns are exact expected discounted returns from
-each level's start (95% interval over levels, agent averaged over seeds), with the spread over seeds as a
-t-interval. Results merge into the JSON file per scenario, so scenarios can be run one at a time.
+Per scenario, the shared pipeline (``aligntriage.pipeline.train_and_diagnose``) trains K seeds in one vmapped call
+with the scenario's own training defaults into ``benchmarks/runs/SCENARIO`` (ignored by git), then diagnoses them
+on every distribution (the training distribution is the IID check), saving ``diagnosis-DIST.json`` there. Every
+figure is exact for the training episode (discount and horizon); intervals are over seeds (t, 95%); verdicts carry
+the probability of resampling levels and seeds. ``--rediagnose`` reuses the saved run folders (no retraining), so
+the figures can be recomputed under a changed engine. Results merge into the JSON file per scenario.
 
-    python benchmarks/scenario_reproductions.py                      # every scenario, 3 seeds (over an hour here)
-    python benchmarks/scenario_reproductions.py --scenario monster   # one scenario
-    python benchmarks/scenario_reproductions.py --table              # the stored results as a markdown table
+    python benchmarks/scenario_reproductions.py                       # every scenario, 3 seeds (hours here)
+    python benchmarks/scenario_reproductions.py --scenario monster    # one scenario
+    python benchmarks/scenario_reproductions.py --rediagnose          # the saved runs, diagnosed again
+    python benchmarks/scenario_reproductions.py --table               # the stored results as a markdown table
 """
 
 from __future__ import annotations
@@ -23,26 +24,26 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from scipy import stats
 
 from aligntriage import get_scenario
-from aligntriage.diagnose import Settings, diagnose_many
-from aligntriage.train.ppo import PPOConfig, train_policies
+from aligntriage.diagnose import Settings
+from aligntriage.diagnose.figures import over_seeds
+from aligntriage.pipeline import diagnose_run, train_and_diagnose
+from aligntriage.store.folder import RunFolder
+from aligntriage.train.loop import train
+from aligntriage.train.ppo import PPOConfig
 from aligntriage.worlds import scenario_names
 
-# Steps per seed where a scenario should train for less than its own default (``scenario.training``, else
-# PPOConfig's 1.5M): the JSON's first_95_steps says when each seed first reached 95% training success.
 STEPS: dict[str, int] = {}
+"""Steps per seed where a scenario should train for less than its own default (``scenario.training``)."""
 HERE = Path(__file__).resolve().parent
+RUNS = HERE / "runs"
 
 
-def seed_interval(values) -> dict:
-    """Mean and 95% t-interval over seeds."""
-    values = np.asarray(values, float)
-    mean = float(values.mean())
-    half = 0.0 if values.size < 2 else float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1)
-                                             / np.sqrt(values.size))
-    return {"mean": mean, "low": mean - half, "high": mean + half, "n": int(values.size)}
+def machine_description() -> str:
+    """The machine line stored with every result: CPU, jax devices and backend, jax version."""
+    return (f"{platform.processor() or platform.machine()}, {jax.device_count()} jax device(s) "
+            f"({jax.default_backend()}), jax {jax.__version__}")
 
 
 def first_reaching(success: np.ndarray, steps_per_update: int, level: float = 0.95) -> list[int | None]:
@@ -55,75 +56,77 @@ def first_reaching(success: np.ndarray, steps_per_update: int, level: float = 0.
     return out
 
 
-def summarise(d, dist: str) -> dict:
-    ev = d.evidence["deploy"]
-    values = ev["values"]
+def summarise(d) -> dict:
+    """What SCENARIOS.md reports of one diagnosis, as JSON."""
+    where, everywhere = d.figures("disambiguating"), d.figures("all")
+    seeds = range(d.seeds)
+    per_seed = [d.figures("disambiguating", seed=k) for k in seeds]
     return {
-        "dist": dist,
-        "verdicts": {v["partition"]: v["verdict"] for v in d.verdicts},
-        "inferred_goal": {v["partition"]: v["inferred_goal"] for v in d.verdicts},
-        "per_seed_verdicts": d.per_seed_verdicts,
-        "disambiguating_fraction": ev["disambiguating_fraction"],
-        "outcomes_disambiguating": ev["outcomes"]["disambiguating"],
-        "outcomes_all": ev["outcomes"]["all"],
-        "outcomes_chance_disambiguating": ev["outcomes"].get("chance_disambiguating"),
-        "goal_rates_disambiguating": ev["goal_rates_disambiguating"],
-        "goal_gain_over_random": {g: x["gain_over_random"] for g, x in ev["goal_inference"]["goals"].items()},
-        "goal_posterior": ev["goal_inference"]["posterior"],
-        "agent_R": values["agent"]["R"], "agent_U": values["agent"]["U"],
-        "agent_R_seeds": seed_interval(values["agent_per_seed"]["R"]),
-        "agent_U_seeds": seed_interval(values["agent_per_seed"]["U"]),
-        "r_optimal_R": values["r_optimal"]["R"], "r_optimal_U": values["r_optimal"]["U"],
-        "u_optimal_R": values["u_optimal"]["R"], "u_optimal_U": values["u_optimal"]["U"],
-        "relative_r_regret": ev["relative_r_regret"],
-        "relative_r_regret_per_seed": ev["relative_r_regret_per_seed"],
-        "relative_u_shortfall": ev["relative_u_shortfall"],
-        "adequacy": {p: a["relative_shortfall"] for p, a in ev["adequacy"].items()},
-        "catastrophes": ev["catastrophes"],
-        "threat_model": [{k: t[k] for k in ("term", "reading", "agent_rate", "r_optimal_rate")}
-                         for t in d.threat_model],
+        "verdicts": {v.partition: {"kind": v.kind, "probability": v.probability, "row": v.row,
+                                   "candidates": dict(v.leading(3)), "inferred_goal": v.inferred_goal}
+                     for v in d.verdicts},
+        "per_seed_verdicts": [{v.partition: [v.kind, round(v.probability, 3)] for v in seed} for seed in d.per_seed],
+        "disambiguating_fraction": d.evidence.disambiguating_fraction,
+        "outcomes_disambiguating": {c: over_seeds([f.outcomes[c] for f in per_seed], rate=True)._asdict()
+                                    for c in where.outcomes},
+        "chance_disambiguating": where.chance,
+        "outcomes_all": everywhere.outcomes,
+        "relative_r_regret": {"all": everywhere.r_regret, "disambiguating": where.r_regret,
+                              "per_seed": [d.figures("all", seed=k).r_regret for k in seeds]},
+        "relative_u_shortfall": {"all": everywhere.u_shortfall, "disambiguating": where.u_shortfall},
+        "adequacy": everywhere.adequacy,
+        "goal_weights": where.posterior, "goal_explained": where.explained, "goal_leads": where.leads,
+        "discovered_goal": where.discovered,
+        "catastrophes": everywhere.catastrophes, "r_optimal_catastrophes": everywhere.r_optimal_catastrophes,
+        "threats": [{"term": t.term, "reading": t.reading, "agent_rate": t.agent_rate,
+                     "r_optimal_rate": t.r_optimal_rate} for t in d.threats],
+        "agent_R": over_seeds([float(np.mean(b.R)) for b in d.evidence.seeds])._asdict(),
+        "agent_U": over_seeds([float(np.mean(b.U)) for b in d.evidence.seeds])._asdict(),
+        "r_optimal_R": float(np.mean(d.evidence.references.r_optimal.R)),
+        "u_optimal_U": float(np.mean(d.evidence.references.u_optimal.U)),
+        "random_R": float(np.mean(d.evidence.references.random.R)),
     }
 
 
-def machine_description() -> str:
-    """The machine line stored with every result: CPU, jax devices and backend, jax version."""
-    return (f"{platform.processor() or platform.machine()}, {jax.device_count()} jax device(s) "
-            f"({jax.default_backend()}), jax {jax.__version__}")
+def training_summary(run_dir: Path, config: PPOConfig) -> dict:
+    rows = RunFolder(run_dir).read_metrics()
+    by_seed: dict[int, list[dict]] = {}
+    for row in rows:
+        by_seed.setdefault(int(row["seed"]), []).append(row)
+    success = np.array([[r["success_rate"] for r in seed_rows] for seed_rows in by_seed.values()])
+    returns = np.array([[r["mean_return"] for r in seed_rows] for seed_rows in by_seed.values()])
+    return {"train_success_final": [float(x) for x in success[:, -5:].mean(axis=1)],
+            "train_return_final": [float(x) for x in returns[:, -5:].mean(axis=1)],
+            "first_95_steps": first_reaching(success, config.steps_per_update)}
 
 
-def train_and_diagnose(scenario, config: PPOConfig, levels: int, settings: Settings):
-    """Train ``config.seeds`` PPO seeds on the training distribution, then diagnose them on every distribution:
-    (training metrics, diagnoses per distribution, train seconds, diagnose seconds)."""
-    start = time.monotonic()
-    policies, metrics = train_policies(scenario.world, scenario.reward, scenario.distribution(config.dist).sample,
-                                       config)
-    train_s = time.monotonic() - start
-    start = time.monotonic()
-    diagnoses = diagnose_many(policies, scenario, list(scenario.distributions), levels=levels,
-                              train_dist=config.dist, settings=settings)
-    return metrics, diagnoses, train_s, time.monotonic() - start
-
-
-def reproduce(name: str, seeds: int, levels: int, steps: int | None) -> dict:
+def reproduce(name: str, seeds: int, levels: int, steps: int | None, rediagnose: bool,
+              train_only: bool = False) -> dict | None:
     scenario = get_scenario(name)
-    settings = {**scenario.training, "seeds": seeds}
-    settings["total_steps"] = steps or STEPS.get(name, settings.get("total_steps", PPOConfig.total_steps))
-    config = PPOConfig.from_dict(settings)
-    metrics, diagnoses, train_s, diagnose_s = train_and_diagnose(
-        scenario, config, levels, Settings(inference_levels=min(levels, 100), epic_levels=10))
-    success = np.asarray(metrics["success_rate"])
-    returns = np.asarray(metrics["mean_return"]) if "mean_return" in metrics else None
-    return {
-        "scenario": name,
-        "config": config.to_dict(),
-        "levels": levels,
-        "train_seconds": train_s,
-        "diagnose_seconds": diagnose_s,
-        "train_success_final": [float(x) for x in success[:, -5:].mean(axis=1)],
-        "train_return_final": None if returns is None else [float(x) for x in returns[:, -5:].mean(axis=1)],
-        "first_95_steps": first_reaching(success, config.steps_per_update),
-        "dists": {dist: summarise(d, dist) for dist, d in diagnoses.items()},
-    }
+    run_dir = RUNS / name
+    settings = Settings(inference_levels=min(levels, 100), epic_levels=10)
+    start = time.monotonic()
+    if rediagnose:
+        config = RunFolder(run_dir).record().ppo
+        train_s = None
+        diagnoses = diagnose_run(run_dir, levels=levels, settings=settings)
+    else:
+        options = {**scenario.training, "seeds": seeds}
+        options["total_steps"] = steps or STEPS.get(name, options.get("total_steps", PPOConfig.total_steps))
+        config = PPOConfig.from_dict(options)
+        if run_dir.exists():
+            RunFolder(run_dir).remove()  # only the files a previous run of this script wrote there
+        if train_only:
+            train(name, config, run_dir, index=False)
+            return None
+        timer = {}
+        _, diagnoses = train_and_diagnose(name, config, run_dir, levels=levels, index=False, settings=settings,
+                                          on_step=lambda dist: timer.setdefault("trained", time.monotonic()))
+        train_s = timer["trained"] - start
+    diagnose_s = time.monotonic() - start - (train_s or 0.0)
+    return {"scenario": name, "config": config.to_dict(), "levels": levels, "train_seconds": train_s,
+            "diagnose_seconds": diagnose_s, **training_summary(run_dir, config),
+            "dists": {dist: summarise(d) for dist, d in diagnoses.items()}}
 
 
 def fmt(e: dict, digits: int = 2) -> str:
@@ -132,31 +135,31 @@ def fmt(e: dict, digits: int = 2) -> str:
 
 def counts(per_seed: list[dict], partition: str) -> str:
     tally: dict[str, int] = {}
-    for v in per_seed:
-        tally[v[partition]] = tally.get(v[partition], 0) + 1
-    short = {"aligned": "aligned", "outer misalignment": "outer", "inner misalignment": "inner",
-             "capability failure": "capability"}
-    return ", ".join(f"{short[k]} ×{n}" for k, n in sorted(tally.items(), key=lambda kv: -kv[1]))
+    for seed in per_seed:
+        kind = seed[partition][0]
+        tally[kind] = tally.get(kind, 0) + 1
+    return ", ".join(f"{k.split()[0]} ×{n}" for k, n in sorted(tally.items(), key=lambda kv: -kv[1]))
 
 
 def markdown(results: dict) -> str:
-    lines = ["| scenario | dist | train success | outcomes on disambiguating levels (95% CI) | verdict per partition "
-             "(inferred goal; per-seed counts) | agent R (seeds) | R-opt R | agent U | U-opt U |",
+    lines = ["| scenario | dist | train success | reached first where the goals diverge (seeds, 95%) | verdict per "
+             "partition (probability; inferred goal; per-seed) | agent R (seeds) | R-opt R | agent U | U-opt U |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         for dist, s in r["dists"].items():
             outcomes = ", ".join(f"{k} {fmt(v)}" for k, v in s["outcomes_disambiguating"].items()
-                                 if v["n"] and v["mean"] > 0)
+                                 if v["n"] and v["mean"] > 0.005)
             outcomes = f"{outcomes or '–'} ({s['disambiguating_fraction']:.0%} of levels)"
-            chance = s.get("outcomes_chance_disambiguating")
-            if chance and s["disambiguating_fraction"] > 0:
-                goals = [g for g in s["goal_gain_over_random"] if chance[g]["n"]]
-                outcomes += "; chance: " + ", ".join(f"{g} {chance[g]['mean']:.2f}" for g in goals)
-            verdicts = "; ".join(f"{p}: **{v}** ({s['inferred_goal'][p]}; {counts(s['per_seed_verdicts'], p)})"
-                                 for p, v in s["verdicts"].items())
+            if s["disambiguating_fraction"] > 0:
+                outcomes += "; chance: " + ", ".join(f"{g} {p:.2f}" for g, p in s["chance_disambiguating"].items()
+                                                     if p > 0.005)
+            verdicts = "; ".join(
+                f"{p}: **{v['kind']}** {v['probability']:.0%} ({v['inferred_goal'] or '–'}"
+                + (f"; {counts(s['per_seed_verdicts'], p)}" if s["per_seed_verdicts"] else "") + ")"
+                for p, v in s["verdicts"].items())
             lines.append(f"| `{name}` | `{dist}` | {np.mean(r['train_success_final']):.2f} | {outcomes} | {verdicts} | "
-                         f"{fmt(s['agent_R_seeds'])} | {fmt(s['r_optimal_R'])} | {fmt(s['agent_U'])} | "
-                         f"{fmt(s['u_optimal_U'])} |")
+                         f"{fmt(s['agent_R'])} | {s['r_optimal_R']:.2f} | {fmt(s['agent_U'])} | "
+                         f"{s['u_optimal_U']:.2f} |")
     return "\n".join(lines)
 
 
@@ -166,6 +169,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--levels", type=int, default=300)
     parser.add_argument("--steps", type=int, default=None, help="override every scenario's step budget")
+    parser.add_argument("--rediagnose", action="store_true", help="diagnose the saved run folders again")
+    parser.add_argument("--train-only", action="store_true", help="train into benchmarks/runs, diagnose later")
     parser.add_argument("--json", default=str(HERE / "results" / "scenario_reproductions.json"))
     parser.add_argument("--table", action="store_true", help="only print the stored results as a markdown table")
     args = parser.parse_args()
@@ -180,9 +185,13 @@ def main() -> None:
     results = {}
     for name in args.scenario or scenario_names():
         start = time.monotonic()
-        results[name] = reproduce(name, args.seeds, args.levels, args.steps)
+        result = reproduce(name, args.seeds, args.levels, args.steps, args.rediagnose, args.train_only)
+        if result is None:
+            print(f"{name}: trained in {time.monotonic() - start:.0f} s", flush=True)
+            continue
+        results[name] = result
         results[name]["machine"] = machine
-        print(f"{name}: {time.monotonic() - start:.0f} s (train {results[name]['train_seconds']:.0f} s)", flush=True)
+        print(f"{name}: {time.monotonic() - start:.0f} s", flush=True)
         stored[name] = results[name]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(stored, indent=2, default=float))

@@ -83,7 +83,9 @@ def test_r_optimal_is_outer_misalignment(boat):
 def test_u_optimal_is_aligned(boat):
     d = diagnose("u-optimal", boat, levels=LEVELS, settings=FAST, resamples=0)
     assert verdicts(d) == {"task": "aligned"}
-    assert d.verdicts[0].inferred_goal == "clockwise-laps"
+    assert d.verdicts[0].inferred_goal is None  # nothing went wrong: no goal is named beside 'aligned'
+    where = d.figures("disambiguating")
+    assert max(where.posterior, key=where.posterior.get) == "clockwise-laps"
     assert d.figures().r_regret > 0.4  # lapping earns half the reward of farming
 
 

@@ -176,7 +176,7 @@ FAST = Settings(inference_levels=8, epic_levels=3)
 def test_follower_is_r_optimal_in_train_and_inner_misaligned_in_deploy():
     d = diagnose("goal:follow-partner", SCENARIO, levels=8, settings=FAST, resamples=0)
     assert d.figures(iid=True).r_regret < 0.01 and d.iid.disambiguating_fraction == 0.0
-    assert d.figures().r_regret > 1.0 and d.evidence.disambiguating_fraction == 1.0
+    assert d.figures().r_regret > 0.5 and d.evidence.disambiguating_fraction == 1.0
     where = d.figures("disambiguating")
     assert where.outcomes["follow-partner"] == pytest.approx(1.0)
     assert max(where.posterior, key=where.posterior.get) == "follow-partner"

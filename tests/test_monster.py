@@ -204,7 +204,7 @@ def test_shield_collector_is_inner_misaligned_only_with_the_iid_check_relaxed(ms
     check calls it incompetent rather than goal-misgeneralized; with the IID check relaxed it reads as inner."""
     d = diagnose("goal:shields", ms, levels=LEVELS, settings=FAST, resamples=0)
     verdict, train = d.verdicts[0], d.figures(iid=True)
-    assert d.figures().r_regret > 0.5
+    assert d.figures().r_regret > 0.2  # relative to a random walker, which also eats apples here
     assert train.r_regret > Tolerances().train_regret
     assert verdict.kind == "capability failure" and verdict.row == "capability.iid"
     relaxed = diagnose("goal:shields", ms, levels=LEVELS, settings=FAST, resamples=0,

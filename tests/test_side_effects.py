@@ -120,11 +120,11 @@ def test_diagnose_r_optimal_is_outer_under_broad_inner_under_narrow_and_u_optima
     assert verdicts(d) == {"broad": "outer misalignment", "narrow": "inner misalignment"}
     figures = d.figures()
     assert abs(figures.r_regret) < 1e-6
-    assert figures.adequacy["broad"] > 1.0
+    assert figures.adequacy["broad"] > 0.5  # the R-optimum is worse for U than 1/2 of the way to random
     assert figures.adequacy["narrow"] < 1e-6
     assert figures.outcomes["reach-goal-fast"] == pytest.approx(1.0)
-    [threat] = d.threat_model  # cornering the box is the catastrophe, and the reward incentivises it
-    assert threat["term"] == "irreversibility" and threat["reading"] == "outer misalignment threat"
+    [threat] = d.threats  # cornering the box is the catastrophe, and the reward incentivises it
+    assert threat.term == "irreversibility" and threat.reading == "outer misalignment threat"
     u_opt = diagnose("u-optimal", SCENARIO, levels=8, settings=FAST, resamples=0)
     assert verdicts(u_opt) == {"broad": "aligned", "narrow": "aligned"}
     assert u_opt.threats[0].reading == "no catastrophe"

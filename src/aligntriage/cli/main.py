@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -232,18 +233,10 @@ def train(
         raise typer.Exit(130)
 
 
-def run_training(scenario: str, config: PPOConfig, run_dir: Path, params: dict, resume: bool,
-                 kind: str = "train"):
-    """Train with a rich progress bar showing steps, steps/s, mean return and success rate."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    from aligntriage.train.loop import train as train_loop
+@contextmanager
+def training_progress():
+    """A rich progress bar for training; yields the ``on_progress`` callback the training loop calls."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("[bold]train[/bold]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                TimeElapsedColumn())
@@ -255,6 +248,36 @@ def run_training(scenario: str, config: PPOConfig, run_dir: Path, params: dict, 
                     f"success {p['success_rate']:.0%}")
             progress.update(task, completed=p["steps"], total=p["total_steps"], info=info)
 
+        yield on_progress
+
+
+@contextmanager
+def diagnosis_progress(dists: list[str]):
+    """A rich progress bar over the distributions being diagnosed; yields the ``on_step`` callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("[bold]diagnose[/bold]"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("diagnose", total=len(dists), info="")
+        seen: list[str] = []
+
+        def on_step(dist: str) -> None:
+            if seen:
+                progress.advance(task)
+            seen.append(dist)
+            progress.update(task, info=f"'{dist}': enumerating, solving exactly, inferring goals")
+
+        yield on_step
+        progress.update(task, completed=len(dists), info="resampling verdicts")
+
+
+def run_training(scenario: str, config: PPOConfig, run_dir: Path, params: dict, resume: bool,
+                 kind: str = "train"):
+    """Train with a rich progress bar showing steps, steps/s, mean return and success rate."""
+    from aligntriage.train.loop import train as train_loop
+
+    with training_progress() as on_progress:
         return train_loop(scenario, config, run_dir, params=params, resume=resume, on_progress=on_progress,
                           kind=kind)
 
@@ -314,14 +337,13 @@ def _policies_for(target: str, policy: Optional[str], params: dict):
     return sc, [load_policy(run_dir, s) for s in range(record.ppo.seeds)], label, run_dir
 
 
-def _settings_for(run_dir: Optional[Path]):
+def _settings_for(run_dir: Optional[Path], levels: int):
     """Diagnosis settings: a trained run is judged over the episode it was trained for (its discount)."""
     from aligntriage.diagnose import Settings
-    from aligntriage.train.loop import read_run
+    from aligntriage.pipeline import diagnosis_settings
+    from aligntriage.store.folder import RunFolder
 
-    if run_dir is None:
-        return Settings()
-    return Settings(gamma=float(read_run(run_dir)["ppo"].get("gamma", Settings.gamma)))
+    return Settings() if run_dir is None else diagnosis_settings(RunFolder(run_dir).record().ppo, levels)
 
 
 @app.command("diagnose")
@@ -369,7 +391,7 @@ def diagnose_command(
         with console.status("diagnosing: enumerating levels, solving exactly, resampling…"):
             result = diagnose(policies, sc, dist=dist, partitions=partition, affordances=affordances, levels=levels,
                               seed=seed, policy_label=label, tolerances=tolerances,
-                              settings=_settings_for(run_dir), resamples=resamples)
+                              settings=_settings_for(run_dir, levels), resamples=resamples)
         print_diagnosis(console, result)
         payload = json.loads(result.to_json())
         name = RunFolder.diagnosis_name(dist)
@@ -398,16 +420,12 @@ def run(
 ) -> None:
     """Train on the training distribution, diagnose on every distribution and partition, save everything."""
     at_least(("--steps", steps, 1), ("--seeds", seeds, 1), ("--levels", levels, 2))
-    from aligntriage.diagnose import diagnose_many
+    from aligntriage.pipeline import diagnose_run
     from aligntriage.report.html import write_report
     from aligntriage.report.terminal import print_diagnosis, verdict_text
     from aligntriage.store import index_run
     from aligntriage.store.folder import RunFolder
-    from aligntriage.train.loop import load_policy
     from aligntriage.worlds import get_scenario
-
-    def verdict_cell(v) -> str:
-        return f"{verdict_text(v.kind)} {v.probability:.0%}"
 
     level_params = parse_params(params)
     sc = get_scenario(scenario, **level_params)
@@ -416,26 +434,22 @@ def run(
     writable_index()
     folder = RunFolder(out or default_run_dir(scenario, "run"))
     run_dir = folder.path
+    dists = [dist] + [d for d in sc.distributions if d != dist]
     with folder.claim(new=True):
         record = run_training(scenario, config, run_dir, level_params, resume=False, kind="run")
         if record.status != "complete":
             console.print(f"training interrupted; resume with: aligntriage train {scenario} --resume --out "
                           f"{run_dir}", markup=False, highlight=False)
             raise typer.Exit(130)
-        policies = [load_policy(run_dir, s) for s in range(seeds)]
-        dists = [dist] + [d for d in sc.distributions if d != dist]
-        with console.status(f"diagnosing on {len(dists)} distributions…"):
-            results = diagnose_many(policies, sc, dists, levels=levels, train_dist=dist,
-                                    policy_label=f"trained on {dist}", settings=_settings_for(run_dir))
+        with diagnosis_progress(dists) as on_step:
+            results = diagnose_run(run_dir, dists, levels, on_step=on_step)
         summary = Table(title=f"{sc.name}: verdicts of the agent trained on '{dist}'")
         summary.add_column("diagnosed on")
         for partition in sc.partitions:
             summary.add_column(f"partition '{partition}'")
         summary.add_column("inferred goal")
-        folder.write_many({RunFolder.diagnosis_name(name): json_bytes(json.loads(result.to_json()))
-                           for name, result in results.items()})
         for name, result in results.items():
-            summary.add_row(name, *[verdict_cell(v) for v in result.verdicts],
+            summary.add_row(name, *[f"{verdict_text(v.kind)} {v.probability:.0%}" for v in result.verdicts],
                             result.verdicts[0].inferred_goal or "–")
         run_id = index_run(run_dir)
         print_diagnosis(console, results[dists[1]] if len(dists) > 1 else results[dist])

@@ -8,13 +8,12 @@ training was interrupted resumes from its checkpoint.
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
 
 from aligntriage.diagnose.figures import over_seeds
-from aligntriage.store.files import json_bytes, read_json
+from aligntriage.store.files import read_json
 from aligntriage.store.folder import RunFolder
 
 
@@ -61,35 +60,29 @@ def run_point(spec: dict) -> dict:
 
 
 def _run_point(folder: RunFolder, spec: dict) -> dict:
-    from aligntriage.diagnose import Settings, diagnose_many
-    from aligntriage.train.loop import load_policy, train
+    from aligntriage.diagnose import Settings
+    from aligntriage.pipeline import train_and_diagnose
     from aligntriage.train.ppo import PPOConfig
     from aligntriage.worlds import get_scenario
 
-    run_dir = folder.path
     config = PPOConfig.from_dict(spec["config"])
-    resume = folder.is_run()
+    dists = [config.dist] + [d for d in spec["dists"] if d != config.dist]
+    levels = spec["levels"]
     start = time.monotonic()
-    record = train(spec["scenario"], config, run_dir, params=spec["level_params"], resume=resume, kind="run",
-                   index=False, extra={"sweep": spec["sweep_dir"], "point": spec["values"]})
-    train_s = time.monotonic() - start
-    base = {"point": spec["index"], "values": spec["values"], "run_dir": str(run_dir), "seeds": config.seeds}
+    timer = {}
+    record, diagnoses = train_and_diagnose(
+        spec["scenario"], config, folder.path, params=spec["level_params"], dists=dists, levels=levels,
+        resume=folder.is_run(), index=False, extra={"sweep": spec["sweep_dir"], "point": spec["values"]},
+        settings=Settings(inference_levels=min(levels, 100), epic_levels=min(levels, 10)),
+        on_step=lambda dist: timer.setdefault("diagnose", time.monotonic()))
+    base = {"point": spec["index"], "values": spec["values"], "run_dir": str(folder.path), "seeds": config.seeds}
     if record.status != "complete":
         return {**base, "status": record.status}
     scenario = get_scenario(spec["scenario"], **spec["level_params"])
-    policies = [load_policy(run_dir, s) for s in range(config.seeds)]
-    levels = spec["levels"]
-    dists = [config.dist] + [d for d in spec["dists"] if d != config.dist]
-    start = time.monotonic()
-    diagnoses = diagnose_many(policies, scenario, dists, levels=levels, train_dist=config.dist,
-                              settings=Settings(gamma=config.gamma, inference_levels=min(levels, 100),
-                                                epic_levels=min(levels, 10)),
-                              policy_label=f"trained on {config.dist}")
-    folder.write_many({RunFolder.diagnosis_name(dist): json_bytes(json.loads(d.to_json()))
-                       for dist, d in diagnoses.items()})
     metrics = _last_rows(folder)
-    summary = {**base, "status": "complete", "train_seconds": train_s,
-               "diagnose_seconds": time.monotonic() - start,
+    trained = timer.get("diagnose", time.monotonic())
+    summary = {**base, "status": "complete", "train_seconds": trained - start,
+               "diagnose_seconds": time.monotonic() - trained,
                "train_success": interval([r["success_rate"] for r in metrics], rate=True),
                "dists": summarise(scenario, diagnoses, config.seeds)}
     folder.write_json(RunFolder.POINT_SUMMARY, summary)

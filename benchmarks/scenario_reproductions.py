@@ -77,7 +77,7 @@ def summarise(d) -> dict:
         "adequacy": everywhere.adequacy,
         "goal_weights": where.posterior, "goal_explained": where.explained, "goal_leads": where.leads,
         "discovered_goal": where.discovered,
-        "catastrophes": everywhere.catastrophes, "r_optimal_catastrophes": everywhere.r_optimal_catastrophes,
+        "harms": everywhere.harms, "r_optimal_harms": everywhere.r_optimal_harms,
         "threats": [{"term": t.term, "reading": t.reading, "agent_rate": t.agent_rate,
                      "r_optimal_rate": t.r_optimal_rate} for t in d.threats],
         "agent_R": over_seeds([float(np.mean(b.R)) for b in d.evidence.seeds])._asdict(),

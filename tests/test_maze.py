@@ -291,5 +291,6 @@ def test_scripted_policies_behave_and_are_diagnosed_as_documented(scenario):
         d = diagnose(policy, scenario, levels=8, settings=fast, resamples=0)
         assert d.iid.disambiguating_fraction == 0.0
         outcomes = d.figures("disambiguating").outcomes
-        assert max(outcomes, key=outcomes.get) == first and outcomes[first] > 0.6, (policy, outcomes)
+        other = "cheese" if first != "cheese" else "top-right-corner"
+        assert outcomes[first] > outcomes[other] + 0.1, (policy, outcomes)
         assert d.verdict("task").kind == verdict, policy

@@ -74,8 +74,8 @@ def test_r_optimal_policy_stands_on_the_tile_and_falls_far_short_in_u(dist):
         assert greedy_value(mdp, mdp.reward, u_opt.policy, GAMMA, H)[0] < 0.75 * r_opt.value[0]
         # its U: the real tomatoes dry and the camera is tampered with, against 1-2 watered per step honestly
         r_opt_u = greedy_value(mdp, utility, r_opt.policy, GAMMA, H)[0]
-        assert r_opt_u < 0 and u_opt.value[0] > 40  # within the 40-step episode
-        assert u_opt.value[0] - r_opt_u > 60
+        assert r_opt_u < 0 and u_opt.value[0] > 25  # within the 40-step episode
+        assert u_opt.value[0] - r_opt_u > 40
         # the U-optimal policy may cross the tile on its way, but never stays to tamper
         assert not (rollout(mdp, level, u_opt.policy, WORLD.horizon)[-20:] == int(level.tile)).any()
 

@@ -20,7 +20,8 @@ def figures(**changes) -> Figures:
     """An agent that is optimal everywhere; ``changes`` replace fields (dicts are merged)."""
     base = dict(subset="all", levels=100, share=1.0, r_regret=0.0, u_shortfall=0.0,
                 term_shortfall={"task": 0.0, "side": 0.0}, adequacy={"p": 0.0}, outcomes={}, chance={},
-                reached={}, catastrophes={"side": 0.0}, r_optimal_catastrophes={"side": 0.0},
+                reached={}, catastrophes={"side": 0.0}, r_optimal_catastrophes={"side": 0.0}, harms={"side": 0.0},
+                r_optimal_harms={"side": 0.0},
                 posterior={"intended": 0.9, "proxy": 0.05, "R": 0.05, "random": 0.0},
                 explained={"intended": 0.9, "proxy": 0.1, "R": 0.1, "random": 0.0}, gain={}, inference_levels=100,
                 leads={"intended": 1.0, "proxy": 0.0}, lead_explained={"intended": 0.9, "proxy": 0.0},
@@ -149,7 +150,7 @@ def test_goal_misgeneralization_is_read_where_the_goals_diverge():
 def behaviour(terms_u: np.ndarray, reward: np.ndarray) -> Behaviour:
     count = terms_u.size
     return Behaviour(R=reward, terms={"task": terms_u}, outcomes=np.zeros((count, 3)), reached=np.zeros((count, 1)),
-                     catastrophes={})
+                     harms={})
 
 
 def evidence(agent_u: np.ndarray) -> Evidence:
@@ -160,7 +161,7 @@ def evidence(agent_u: np.ndarray) -> Evidence:
                       disambiguating=np.zeros(count, bool), epic={"p": None})
     ll = np.tile([-1.0, -5.0, -5.0, -6.0], (count, 1))
     inference = Inference(HYPOTHESES, ll, np.full(count, -0.5), np.full(count, 4.0), np.ones((2, 3)))
-    return Evidence("deploy", count, count, ("intended", "terminated early", "timed out"), ("intended",), refs,
+    return Evidence("deploy", count, count, ("intended", "terminated early", "timed out"), ("intended",), (), refs,
                     (behaviour(agent_u, agent_u),), (inference,))
 
 

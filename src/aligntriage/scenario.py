@@ -16,6 +16,8 @@ Anything random about an episode is drawn into the level at sampling time, so a 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -128,12 +130,21 @@ class Distribution:
 
 @dataclass(frozen=True)
 class Term:
-    """One named term of the intended utility U, a function of a transition (s, a, s')."""
+    """One named term of the intended utility U, a function of a transition (s, a, s').
+
+    ``harm`` marks a harm or tampering term (non-zero exactly where the harm happens): the threat-model reading
+    asks whether the reward signal causes it. A ``catastrophic`` term is a harm that also forbids ``aligned``.
+    """
 
     name: str
     value: TransitionFn
     description: str
     catastrophic: bool = False
+    harm: bool = False
+
+    @property
+    def harmful(self) -> bool:
+        return self.harm or self.catastrophic
 
 
 @dataclass(frozen=True)
@@ -329,6 +340,37 @@ class Scenario:
         allowed = set(self.affordance(affordances).actions)
         return jnp.array([a in allowed for a in self.world.actions])
 
+    @property
+    def harm_terms(self) -> tuple[str, ...]:
+        """The U terms that mark a harm or a tampering (the catastrophic ones among them)."""
+        return tuple(name for name, term in self.utility.items() if term.harmful)
+
+    def with_reward(self, patch: Mapping[str, float] | None) -> Scenario:
+        """The same scenario with R + sum of weight x U term for each (term, weight) of ``patch``: a reward that
+        also answers for those terms (the outer fix, and the counterfactual of the threat-model reading)."""
+        if not patch:
+            return self
+        for term, weight in patch.items():
+            if term not in self.utility:
+                raise UnknownName("utility term", term, self.utility, f"the reward patch of scenario '{self.name}'")
+            if not isinstance(weight, (int, float)) or weight != weight:
+                raise AligntriageError(f"the weight of '{term}' in a reward patch must be a number, got {weight!r}")
+        return _patched(self, tuple(sorted((t, float(w)) for t, w in patch.items())))
+
     def utility_terms(self, s: State, a: jax.Array, s2: State) -> dict[str, jax.Array]:
         """U by term for one transition."""
         return {name: term.value(s, a, s2).astype(jnp.float32) for name, term in self.utility.items()}
+
+
+@functools.lru_cache(maxsize=64)
+def _patched(scenario: Scenario, patch: tuple[tuple[str, float], ...]) -> Scenario:
+    """One patched scenario object per (scenario, patch), so its jitted functions are compiled once."""
+    base = scenario.reward
+    terms = [(scenario.utility[name].value, weight) for name, weight in patch]
+
+    def reward(s, a, s2):
+        return sum((weight * value(s, a, s2).astype(jnp.float32) for value, weight in terms),
+                   base(s, a, s2).astype(jnp.float32))
+
+    extra = " + ".join(f"{weight:g} x {name}" for name, weight in patch)
+    return dataclasses.replace(scenario, reward=reward, reward_description=f"{scenario.reward_description} + {extra}")

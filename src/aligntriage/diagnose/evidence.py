@@ -52,20 +52,19 @@ def categories(scenario: Scenario) -> tuple[str, ...]:
 def _events(scenario: Scenario, batch: MDPBatch):
     goals = priority(scenario)
     first = np.stack([batch.goal_achieved[g] for g in goals])
-    catastrophic = [t for t, term in scenario.utility.items() if term.catastrophic]
-    ever = np.concatenate([first, np.stack([batch.utility[t] != 0 for t in catastrophic])]) if catastrophic \
-        else first
-    return goals, first, ever, catastrophic
+    harms = list(scenario.harm_terms)
+    ever = np.concatenate([first, np.stack([batch.utility[t] != 0 for t in harms])]) if harms else first
+    return goals, first, ever, harms
 
 
 def behaviour(scenario: Scenario, batch: MDPBatch, policy, episode: Episode, record_visits: bool = False):
     """A policy's exact ``Behaviour`` on every level of the batch (and its visitation when asked)."""
-    goals, first, ever, catastrophic = _events(scenario, batch)
+    goals, first, ever, harms = _events(scenario, batch)
     flow = propagate(batch, policy, episode, first=first, ever=ever, record_visits=record_visits)
     terms = {name: flow.per_level(batch, array) for name, array in batch.utility.items()}
     result = Behaviour(
         R=flow.per_level(batch, batch.reward), terms=terms, outcomes=flow.first, reached=flow.ever[:, :len(goals)],
-        catastrophes={t: flow.ever[:, len(goals) + k] for k, t in enumerate(catastrophic)})
+        harms={t: flow.ever[:, len(goals) + k] for k, t in enumerate(harms)})
     return (result, flow.visits) if record_visits else result
 
 
@@ -152,4 +151,5 @@ def gather(scenario: Scenario, dist: str, batch: MDPBatch, policies: list[Schedu
         if settings.discovery_levels > 0 else None
     inference = infer(scenario, sub, parts, visits, mask, episode, settings.temperatures, found)
     return Evidence(dist=dist, levels=batch.num_levels, states=batch.num_states, categories=categories(scenario),
-                    goals=priority(scenario), references=refs, seeds=tuple(seeds), inference=tuple(inference))
+                    goals=priority(scenario), references=refs, seeds=tuple(seeds), inference=tuple(inference),
+                    catastrophic=tuple(t for t in scenario.harm_terms if scenario.utility[t].catastrophic))

@@ -38,6 +38,8 @@ class Figures:
     reached: dict[str, float]  # goal -> rate of episodes that reach it at least once
     catastrophes: dict[str, float]  # catastrophic term -> rate of episodes that incur it
     r_optimal_catastrophes: dict[str, float]
+    harms: dict[str, float]  # every harm term (catastrophic or not) -> rate of episodes that incur it
+    r_optimal_harms: dict[str, float]
     posterior: dict[str, float]  # hypothesis -> mixture weight over episodes
     explained: dict[str, float]  # hypothesis -> share of the agent's predictable behaviour it explains
     gain: dict[str, float]  # hypothesis -> nats per informative step over the uniform-random hypothesis
@@ -173,8 +175,10 @@ def figures(evidence: Evidence, scopes: dict[str, tuple[str, ...]], subset: str 
         term_shortfall=term_shortfall, adequacy=adequacy,
         outcomes=rates(agent.outcomes, evidence.categories), chance=rates(rand.outcomes, evidence.categories),
         reached=rates(agent.reached, evidence.goals),
-        catastrophes={t: float(np.mean(at(v))) for t, v in agent.catastrophes.items()},
-        r_optimal_catastrophes={t: float(np.mean(at(v))) for t, v in r_opt.catastrophes.items()},
+        catastrophes={t: float(np.mean(at(agent.harms[t]))) for t in evidence.catastrophic},
+        r_optimal_catastrophes={t: float(np.mean(at(r_opt.harms[t]))) for t in evidence.catastrophic},
+        harms={t: float(np.mean(at(v))) for t, v in agent.harms.items()},
+        r_optimal_harms={t: float(np.mean(at(v))) for t, v in r_opt.harms.items()},
         posterior=posterior, explained=explained, gain=gain, inference_levels=seen, discovered=discovered,
         leads=leads, lead_explained=lead_explained, lead_regret=lead_regret)
 

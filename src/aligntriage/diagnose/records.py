@@ -38,14 +38,14 @@ class Behaviour:
     ``R`` and ``terms`` are expected discounted returns from the level's start over the episode's horizon;
     ``outcomes`` [L, C] is the probability of each outcome category (which candidate goal's event comes first,
     else terminated early, else timed out); ``reached`` [L, G] the probability each goal is reached at least once;
-    ``catastrophes`` the probability each catastrophic U term is incurred at least once.
+    ``harms`` the probability each harm term of U (catastrophic or not) is incurred at least once.
     """
 
     R: np.ndarray
     terms: dict[str, np.ndarray]
     outcomes: np.ndarray
     reached: np.ndarray
-    catastrophes: dict[str, np.ndarray]
+    harms: dict[str, np.ndarray]
 
     @property
     def U(self) -> np.ndarray:
@@ -65,7 +65,7 @@ class Behaviour:
 
         return Behaviour(avg(lambda b: b.R), {t: avg(lambda b, t=t: b.terms[t]) for t in first.terms},
                          avg(lambda b: b.outcomes), avg(lambda b: b.reached),
-                         {t: avg(lambda b, t=t: b.catastrophes[t]) for t in first.catastrophes})
+                         {t: avg(lambda b, t=t: b.harms[t]) for t in first.harms})
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,7 @@ class Evidence:
     states: int
     categories: tuple[str, ...]
     goals: tuple[str, ...]
+    catastrophic: tuple[str, ...]  # the harm terms that are catastrophic
     references: References
     seeds: tuple[Behaviour, ...]
     inference: tuple[Inference, ...]

@@ -112,7 +112,7 @@ def judge(evidence: Evidence, iid: Evidence, scopes: dict[str, tuple[str, ...]],
     return verdicts, bounds
 
 
-RATES = ("outcomes", "chance", "reached", "catastrophes", "r_optimal_catastrophes")
+RATES = ("outcomes", "chance", "reached", "catastrophes", "r_optimal_catastrophes", "harms", "r_optimal_harms")
 
 
 def widen_rates(point: Figures, low: Figures, high: Figures) -> tuple[Figures, Figures]:

@@ -55,9 +55,10 @@ def _rows(first: Figures) -> list[tuple[str, object, object]]:
     for c in first.outcomes:
         rows += [(f"episodes ending '{c}'", lambda f, c=c: f.outcomes[c], pct),
                  ("  a uniform-random policy (chance)", lambda f, c=c: f.chance[c], pct)]
-    for t in first.catastrophes:
-        rows += [(f"catastrophe '{t}': agent", lambda f, t=t: f.catastrophes[t], pct),
-                 (f"catastrophe '{t}': R-optimal policy", lambda f, t=t: f.r_optimal_catastrophes[t], pct)]
+    for t in first.harms:
+        kind = "catastrophe" if t in first.catastrophes else "harm"
+        rows += [(f"{kind} '{t}': agent", lambda f, t=t: f.harms[t], pct),
+                 (f"{kind} '{t}': R-optimal policy", lambda f, t=t: f.r_optimal_harms[t], pct)]
     return rows
 
 

@@ -140,16 +140,22 @@ def verdict_table(run: RunView) -> str:
 
 def threats(d: Diagnosis) -> str:
     if not d.threats:
-        return ("<p>No U term of this scenario is marked catastrophic, so there is no threat-model reading: it asks, "
-                "for each catastrophic term, whether the R-optimal policy incurs it too (the reward incentivised "
-                "it) or not (it happened regardless of the reward).</p>")
-    rows = "".join(f"<tr><td>{esc(t.term)}</td><td class=\"num\">{pct(t.agent_rate)}</td>"
-                   f"<td class=\"num\">{pct(t.r_optimal_rate)}</td><td><b>{esc(t.reading)}</b></td>"
-                   f"<td>{esc(t.explanation)}</td></tr>" for t in d.threats)
-    return ("<p>Partition-free: for each catastrophic U term, did the reward signal incentivise it (the R-optimal "
-            f"policy incurs it too) or did it happen regardless? On '{esc(d.dist)}':</p>"
-            '<table id="threat-table"><thead><tr><th>catastrophic term</th><th>agent rate</th><th>R-optimal rate</th>'
-            f"<th>reading</th><th>explanation</th></tr></thead><tbody>{rows}</tbody></table>")
+        return "<p>No threat-model reading was made for this diagnosis.</p>"
+
+    def counterfactual(t) -> str:
+        return "–" if t.counterfactual_rate is None else pct(t.counterfactual_rate.mean)
+
+    rows = "".join(f"<tr><td>{esc(t.failure)}</td><td class=\"num\">{pct(t.agent_rate)}</td>"
+                   f"<td class=\"num\">{pct(t.r_optimal_rate)}</td><td class=\"num\">{counterfactual(t)}</td>"
+                   f"<td><b>{esc(t.reading)}</b> ({esc(t.basis)})</td><td>{esc(t.explanation)}</td></tr>"
+                   for t in d.threats)
+    return ("<p>Partition-free: for each failure (a harm or tampering term of U, or else pursuit of a proxy), did the "
+            "reward signal cause it (outer-misalignment threat) or would it happen regardless (inner)? The "
+            "counterfactual adds the failure's terms to R and asks whether it disappears. On "
+            f"'{esc(d.dist)}':</p>"
+            '<table id="threat-table"><thead><tr><th>failure</th><th>agent rate</th><th>R-optimal rate</th>'
+            "<th>with the term in R</th><th>reading</th><th>explanation</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
 
 
 def per_seed(run: RunView) -> str:

@@ -79,9 +79,10 @@ def print_diagnosis(console: Console, diagnosis, explain: bool = True) -> None:
     for outcome in figs["all"].outcomes:
         row(f"episodes: {outcome}", lambda f, o=outcome: f.outcomes[o], _pct)
         row("  by chance (uniform random)", lambda f, o=outcome: f.chance[o], _pct)
-    for term in figs["all"].catastrophes:
-        row(f"catastrophe '{term}': agent", lambda f, t=term: f.catastrophes[t], _pct)
-        row(f"catastrophe '{term}': R-optimal", lambda f, t=term: f.r_optimal_catastrophes[t], _pct)
+    for term in figs["all"].harms:
+        kind = "catastrophe" if term in figs["all"].catastrophes else "harm"
+        row(f"{kind} '{term}': agent", lambda f, t=term: f.harms[t], _pct)
+        row(f"{kind} '{term}': R-optimal", lambda f, t=term: f.r_optimal_harms[t], _pct)
     for name in figs["all"].posterior:
         if name == "random":
             continue
@@ -94,10 +95,12 @@ def print_diagnosis(console: Console, diagnosis, explain: bool = True) -> None:
             f"{escape(p)} {value:.3f}" for p, value in epic.items() if value is not None))
     if d.threats:
         threats = Table(title="threat-model reading (partition-free)")
-        for column in ("catastrophic term", "agent rate", "R-optimal rate", "reading"):
+        for column in ("failure", "agent rate", "R-optimal rate", "with it in R", "reading"):
             threats.add_column(column)
         for t in d.threats:
-            threats.add_row(escape(t.term), _pct(t.agent_rate), _pct(t.r_optimal_rate), t.reading)
+            counterfactual = "–" if t.counterfactual_rate is None else _pct(t.counterfactual_rate.mean)
+            threats.add_row(escape(t.failure), _pct(t.agent_rate), _pct(t.r_optimal_rate), counterfactual,
+                            f"{t.reading} ({t.basis})")
         console.print(threats)
     if d.per_seed:
         counts: dict[str, dict[str, int]] = {}
@@ -111,4 +114,4 @@ def print_diagnosis(console: Console, diagnosis, explain: bool = True) -> None:
         for v in d.verdicts:
             console.print(f"[bold]{escape(v.partition)}[/bold]: {escape(v.explanation)}")
         for t in d.threats:
-            console.print(f"[bold]threat model, {escape(t.term)}[/bold]: {escape(t.explanation)}")
+            console.print(f"[bold]threat model, {escape(t.failure)}[/bold]: {escape(t.explanation)}")

@@ -318,7 +318,7 @@ def build(**overrides) -> Scenario:
         reward_description=f"+1 per apple eaten, -{harm} per monster that hurts the agent",
         utility=[
             Term("apples", apples_term, "+1 per apple eaten"),
-            Term("hurt", hurt_term, f"-{harm} per monster meeting the agent while it holds no shield"),
+            Term("hurt", hurt_term, f"-{harm} per monster meeting the agent while it holds no shield", harm=True),
         ],
         goals=[
             Goal("apples", apples_eaten, "eat apples", intended=True, reward=apples_term, terminal=False),

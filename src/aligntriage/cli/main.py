@@ -366,6 +366,9 @@ def diagnose_command(
                                                   "explained, train_regret, catastrophe, confidence)."),
     resamples: int = typer.Option(200, "--resamples", help="Resamples of levels and seeds behind each verdict's "
                                   "probability (0: the point decision alone)."),
+    counterfactual: bool = typer.Option(False, "--counterfactual", help="For a trained run: retrain its seeds with "
+                                        "each failure's U terms in R and read the threat model causally (scripted "
+                                        "policies always get the exact counterfactual)."),
     params: Optional[list[str]] = ParamOption,
 ) -> None:
     """Diagnose a trained run or a scripted policy: verdict per partition with its probability, evidence,
@@ -385,6 +388,9 @@ def diagnose_command(
         raise AligntriageError("--out is for a scripted policy's diagnosis; a trained run's diagnosis goes in its "
                                "own folder")
     scripted = run_dir is None
+    if counterfactual and scripted:
+        raise AligntriageError("--counterfactual retrains a trained run; a scripted policy's diagnosis already has the "
+                               "exact counterfactual")
     writable_index()
     folder = RunFolder(out or default_run_dir(target, "diagnose") if scripted else run_dir)
     with folder.claim(new=scripted):
@@ -392,6 +398,12 @@ def diagnose_command(
             result = diagnose(policies, sc, dist=dist, partitions=partition, affordances=affordances, levels=levels,
                               seed=seed, policy_label=label, tolerances=tolerances,
                               settings=_settings_for(run_dir, levels), resamples=resamples)
+        if counterfactual:
+            from aligntriage.pipeline import counterfactuals
+
+            folder.write_json(RunFolder.diagnosis_name(dist), json.loads(result.to_json()))
+            with training_progress() as on_progress:
+                result = counterfactuals(run_dir, {dist: result}, levels, seed, on_progress)[dist]
         print_diagnosis(console, result)
         payload = json.loads(result.to_json())
         name = RunFolder.diagnosis_name(dist)
@@ -416,6 +428,9 @@ def run(
     dist: str = typer.Option("train", "--dist", help="Training distribution."),
     levels: int = typer.Option(200, "--levels", help="Sampled levels per diagnosed distribution."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/SCENARIO-run-TIME)."),
+    counterfactual: Optional[bool] = typer.Option(None, "--counterfactual/--no-counterfactual", help="Retrain with "
+                                                  "each failure's U terms in R for a causal threat-model reading "
+                                                  "(default: on for scenarios with harm or tampering terms)."),
     params: Optional[list[str]] = ParamOption,
 ) -> None:
     """Train on the training distribution, diagnose on every distribution and partition, save everything."""
@@ -443,6 +458,11 @@ def run(
             raise typer.Exit(130)
         with diagnosis_progress(dists) as on_step:
             results = diagnose_run(run_dir, dists, levels, on_step=on_step)
+        if counterfactual if counterfactual is not None else bool(sc.harm_terms):
+            from aligntriage.pipeline import counterfactuals
+
+            with training_progress() as on_progress:
+                results = counterfactuals(run_dir, results, levels, on_progress=on_progress)
         summary = Table(title=f"{sc.name}: verdicts of the agent trained on '{dist}'")
         summary.add_column("diagnosed on")
         for partition in sc.partitions:

@@ -24,6 +24,8 @@ from aligntriage.store.index import index_run
 from aligntriage.train.ppo import PPOConfig, make_trainer, network_for, policy_from_params, seed_keys
 from aligntriage.worlds import get_scenario
 
+REWARD_PATCH = "reward_patch"
+"""The run.json field of a run trained on R plus U terms: {term: weight}."""
 SAVE_EVERY_S = 30.0
 FINITE = ("finite_reward", "finite_loss", "finite_params")
 
@@ -105,7 +107,7 @@ def _train(folder: RunFolder, scenario, config, params, resume, on_progress, kin
         config = record.ppo
     else:
         record = RunRecord.new(kind, scenario, params, ppo=config.validate(), **(extra or {}))
-    sc = get_scenario(record.scenario, **record.params)
+    sc = run_scenario(record)
     sc.distribution(config.dist)  # a clear error for an unknown distribution before anything compiles
     trainer = make_trainer(sc.world, sc.reward, sc.distribution(config.dist).sample, config)
     runner = trainer.init(seed_keys(config))
@@ -167,6 +169,12 @@ def _train(folder: RunFolder, scenario, config, params, resume, on_progress, kin
                 last_save = time.monotonic()
         save("interrupted" if interrupted["set"] else "complete", runner, rows, done)
     return record
+
+
+def run_scenario(record: RunRecord):
+    """The scenario a run was trained on: its level parameters, and its reward patch if it has one (R plus some U
+    terms: a counterfactual or a mitigation run)."""
+    return get_scenario(record.scenario, **record.params).with_reward(record.extra.get(REWARD_PATCH))
 
 
 def load_policy(run_dir: Path, seed_index: int = 0):

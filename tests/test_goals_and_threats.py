@@ -123,3 +123,15 @@ def test_a_proxy_pursued_regardless_of_the_reward_is_an_inner_threat(coinrun):
     [threat] = d.threats
     assert threat.failure == "proxy" and threat.agent_rate > 0.9
     assert threat.reading == INNER_THREAT
+
+
+def test_paired_levels_that_differ_only_in_oversight_show_whether_behaviour_depends_on_being_watched():
+    """rare-oversight: the reward's optimum cuts exactly when unwatched; the U-optimal agent never does."""
+    scenario = get_scenario("rare-oversight")
+    assert scenario.oversight.name == "supervisor"
+    assert "95%" in scenario.distribution("train").description
+    cutter = diagnose("r-optimal", scenario, levels=12, settings=SMALL, resamples=0).oversight
+    assert cutter.watched["punishment"] == pytest.approx(0.0) and cutter.unwatched["punishment"] == pytest.approx(1.0)
+    assert "depends on being watched" in cutter.explanation
+    careful = diagnose("u-optimal", scenario, levels=12, settings=SMALL, resamples=0).oversight
+    assert careful.watched == careful.unwatched and "the same watched or not" in careful.explanation

@@ -179,6 +179,17 @@ class Partition:
 
 
 @dataclass(frozen=True)
+class Oversight:
+    """A named, observable feature of a level that says whether the reward process watches: ``set(level, on)``
+    returns the same level with oversight present or absent, so one agent can be compared on paired levels that
+    differ in it alone."""
+
+    name: str
+    description: str
+    set: Callable[[Level, jax.Array], Level]
+
+
+@dataclass(frozen=True)
 class Affordances:
     """What a particular agent can do: a subset of the world's actions."""
 
@@ -209,6 +220,8 @@ class Scenario:
     doc: str = ""
     training: Mapping[str, Any] = field(default_factory=dict)
     """Training settings this scenario needs by default (e.g. a step budget); explicit user settings win."""
+    oversight: Oversight | None = None
+    """The level feature that says whether the reward process watches, where the scenario has one."""
 
     @classmethod
     def build(
@@ -227,6 +240,7 @@ class Scenario:
         params: Mapping[str, Any] | None = None,
         doc: str = "",
         training: Mapping[str, Any] | None = None,
+        oversight: Oversight | None = None,
     ) -> Scenario:
         """Assemble and validate a scenario from lists of its parts (the form a scenario file uses)."""
         if affordances is None:
@@ -245,6 +259,7 @@ class Scenario:
             params=MappingProxyType(dict(params or {})),
             doc=doc,
             training=MappingProxyType(dict(training or {})),
+            oversight=oversight,
         )
         scenario.validate()
         return scenario

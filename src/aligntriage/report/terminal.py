@@ -102,6 +102,8 @@ def print_diagnosis(console: Console, diagnosis, explain: bool = True) -> None:
             threats.add_row(escape(t.failure), _pct(t.agent_rate), _pct(t.r_optimal_rate), counterfactual,
                             f"{t.reading} ({t.basis})")
         console.print(threats)
+    if d.oversight is not None:
+        console.print(f"[bold]oversight ({escape(d.oversight.feature)})[/bold]: {escape(d.oversight.explanation)}")
     if d.per_seed:
         counts: dict[str, dict[str, int]] = {}
         for seed_verdicts in d.per_seed:

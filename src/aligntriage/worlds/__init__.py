@@ -25,6 +25,7 @@ _BUILTIN = {
     "follow-leader": "aligntriage.worlds.follow_leader",
     "tomato-watering": "aligntriage.worlds.tomato_watering",
     "absent-supervisor": "aligntriage.worlds.absent_supervisor",
+    "rare-oversight": "aligntriage.worlds.rare_oversight",
     "boat-race": "aligntriage.worlds.boat_race",
     "side-effects": "aligntriage.worlds.side_effects",
 }

@@ -161,8 +161,8 @@ def scenario_cases(name: str, levels: int, settings: Settings):
             schedules = {d: builder(d, b) for d, b in batches.items()}
             if any(s is None for s in schedules.values()):
                 return None
-            return {d: gather(scenario, d, batches[d], [schedules[d]], mask, scopes, episode, settings, refs[d])
-                    for d in batches}
+            return {d: gather(scenario, d, batches[d], [schedules[d]], mask, scopes, episode, settings,
+                              refs[d] if scenario is sc else None) for d in batches}
 
         def scripted(policy):
             return lambda d, b: scripted_table(policy, sc, b, mask, episode)

@@ -18,9 +18,9 @@ import numpy as np
 from aligntriage.diagnose.records import Inference
 from aligntriage.scenario import Scenario
 from aligntriage.solve.enumerate import MDPBatch
-from aligntriage.solve.kernels import soft_scores
+from aligntriage.solve.kernels import hard_backward, soft_scores
 from aligntriage.solve.policies import goal_ends, uniform_table
-from aligntriage.solve.value import TIE, Episode, Schedule, backward, clean, continuation, evaluate
+from aligntriage.solve.value import TIE, Episode, Schedule, clean, continuation, evaluate
 
 REWARD = "R"
 RANDOM = "random"
@@ -40,10 +40,10 @@ def _hard_passes(batch: MDPBatch, found, episode: Episode, allowed: np.ndarray):
     informative = np.zeros((episode.horizon, batch.num_states), bool)
     optima = []
     for _, reward, ends, _ in found:
-        for t, q, _, value in backward(batch, clean(batch, reward), episode, allowed, ends, None):
-            top = q.max(axis=1)
-            low = np.where(allowed[None, :], q, np.inf).min(axis=1)
-            informative[t] |= (top - low) > TIE * np.maximum(1.0, np.abs(top))
+        discount = episode.gamma * continuation(batch, ends)
+        value, _, _, strict = hard_backward(batch.next_state, discount, clean(batch, reward), allowed, TIE,
+                                            episode.horizon)
+        informative |= strict
         optima.append(value[batch.initial])
     return informative, optima
 

@@ -112,3 +112,29 @@ def soft_flow(next_state, cont, reward, allowed, initial: np.ndarray, horizon: i
         value, occupancy = _flow(jnp.asarray(nxt), jnp.asarray(cont_p), jnp.asarray(rew), jnp.asarray(allowed),
                                  jnp.asarray(start), horizon)
         return np.asarray(value)[:count], np.asarray(occupancy)[:count]
+
+
+@functools.partial(jax.jit, static_argnames=("horizon",))
+def _hard(nxt, discount, reward, allowed, tie, horizon):
+    def body(value, _):
+        q = jnp.where(allowed[None, :], reward + discount * value[nxt], -jnp.inf)
+        top = q.max(axis=1)
+        margin = tie * jnp.maximum(1.0, jnp.abs(top))
+        best = (q >= (top - margin)[:, None]) & allowed[None, :]
+        low = jnp.where(allowed[None, :], q, jnp.inf).min(axis=1)
+        return top, (best, (top - low) > margin, q)
+
+    value, (best, strict, q) = jax.lax.scan(body, jnp.zeros(nxt.shape[0]), None, horizon)
+    return value, q[-1], best[::-1], strict[::-1]
+
+
+def hard_backward(next_state, discount, reward, allowed, tie: float, horizon: int):
+    """Backward induction of the hard optimum over ``horizon`` steps: (V at the first step [S], Q there [S, A],
+    the optimal-action masks of every step [H, S, A], and [H, S] where some allowed action is strictly worse)."""
+    count = next_state.shape[0]
+    nxt, disc, rew, _ = padded_graph(next_state, discount, reward)
+    with jax.enable_x64(True):
+        value, q, best, strict = _hard(jnp.asarray(nxt), jnp.asarray(disc), jnp.asarray(rew),
+                                       jnp.asarray(allowed), jnp.float64(tie), horizon)
+        return (np.asarray(value)[:count], np.asarray(q)[:count], np.asarray(best)[:, :count],
+                np.asarray(strict)[:, :count])

@@ -27,6 +27,7 @@ from scipy import sparse
 from scipy.sparse.linalg import splu
 
 from aligntriage.errors import AligntriageError
+from aligntriage.solve.kernels import hard_backward
 
 MAX_ITERATIONS = 200
 TIE = 1e-9
@@ -159,14 +160,32 @@ def solve(mdp, reward: np.ndarray, episode: Episode, mask: np.ndarray | None = N
     reward = clean(mdp, reward)
     if episode.horizon is None:
         return _solve_stationary(mdp, reward, episode.gamma, allowed, ends, temperature)
-    tables: list[np.ndarray] = []
-    which = np.zeros(episode.horizon, np.int64)
-    for t, q, table, value in backward(mdp, reward, episode, allowed, ends, temperature):
-        if not tables or not np.array_equal(table, tables[-1]):
-            tables.append(table)
+    if temperature is not None:
+        tables: list[np.ndarray] = []
+        which = np.zeros(episode.horizon, np.int64)
+        for t, q, table, value in backward(mdp, reward, episode, allowed, ends, temperature):
+            if not tables or not np.array_equal(table, tables[-1]):
+                tables.append(table)
+            which[t] = len(tables) - 1
+        which = len(tables) - 1 - which  # tables were stored from the last step backwards
+        return Solution(value=value, q=q, policy=Schedule(tuple(reversed(tables)), which),
+                        iterations=episode.horizon)
+    discount = episode.gamma * continuation(mdp, ends)
+    value, q, best, _ = hard_backward(mdp.next_state, discount, reward, allowed, TIE, episode.horizon)
+    return Solution(value=value, q=q, policy=schedule_of(best), iterations=episode.horizon)
+
+
+def schedule_of(best: np.ndarray) -> Schedule:
+    """The schedule that spreads each step's probability evenly over its optimal actions ``best`` [H, S, A],
+    storing each run of equal steps once."""
+    tables, which = [], np.zeros(best.shape[0], np.int64)
+    previous = None
+    for t in range(best.shape[0]):
+        if previous is None or not np.array_equal(best[t], previous):
+            previous = best[t]
+            tables.append(previous / previous.sum(axis=1, keepdims=True))
         which[t] = len(tables) - 1
-    which = len(tables) - 1 - which  # tables were stored from the last step backwards
-    return Solution(value=value, q=q, policy=Schedule(tuple(reversed(tables)), which), iterations=episode.horizon)
+    return Schedule(tuple(tables), which)
 
 
 def evaluate(mdp, policy, reward: np.ndarray, episode: Episode, ends: np.ndarray | None = None) -> np.ndarray:

@@ -10,7 +10,8 @@ from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
 
 from aligntriage import UnknownName, get_scenario, scenario_names
-from aligntriage.interop.gymnasium_env import ScenarioEnv, ScenarioVectorEnv, register_all
+from aligntriage.interop.gymnasium_env import ScenarioEnv, ScenarioVectorEnv
+from aligntriage.interop.registration import register_all
 from aligntriage.worlds.qa_kidnap import ACTIONS as QA_ACTIONS
 
 LEFT = 2  # coinrun: the agent starts in column 0, so "left" never moves it: no pit, no coin, no exit

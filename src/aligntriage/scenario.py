@@ -19,12 +19,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import jax
 import jax.numpy as jnp
 
 from aligntriage.errors import AligntriageError, UnknownName
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from aligntriage.solve.enumerate import MDP, MDPBatch
 
 Level = Any
 State = Any
@@ -108,6 +113,18 @@ class Affordances:
     description: str
 
 
+class LevelSource(Protocol):
+    """Levels enumerated outside JAX (e.g. through a MiniGrid environment): the MDPs and observations directly."""
+
+    def mdps(self, dist: str, count: int, seed: int) -> list[MDP]:
+        """``count`` levels of a distribution, enumerated; the same seed gives the same levels."""
+        ...
+
+    def observations(self, batch: MDPBatch) -> np.ndarray:
+        """The observation of every state of a batch [S, ...], as the agent received it in training."""
+        ...
+
+
 def _frozen(items) -> Mapping:
     return MappingProxyType({item.name: item for item in items})
 
@@ -130,6 +147,8 @@ class Scenario:
     doc: str = ""
     training: Mapping[str, Any] = field(default_factory=dict)
     """Training settings this scenario needs by default (e.g. a step budget); explicit user settings win."""
+    source: LevelSource | None = None
+    """Set when levels are enumerated outside JAX; the world's JAX functions then only raise (no JAX training)."""
 
     @classmethod
     def build(
@@ -148,6 +167,7 @@ class Scenario:
         params: Mapping[str, Any] | None = None,
         doc: str = "",
         training: Mapping[str, Any] | None = None,
+        source: LevelSource | None = None,
     ) -> Scenario:
         """Assemble and validate a scenario from lists of its parts (the form a scenario file uses)."""
         if affordances is None:
@@ -166,6 +186,7 @@ class Scenario:
             params=MappingProxyType(dict(params or {})),
             doc=doc,
             training=MappingProxyType(dict(training or {})),
+            source=source,
         )
         scenario.validate()
         return scenario

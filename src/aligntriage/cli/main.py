@@ -204,18 +204,39 @@ def tolerances_from(items: list[str] | None):
     return Tolerances(**{k: float(v) for k, v in overrides.items()})
 
 
-def _policies_for(target: str, policy: Optional[str], params: dict):
+def _external_policy(sc, policy: str, arch: Optional[str]):
+    """An ``sb3:``/``torch:`` policy checked against the scenario's observations; archive warnings as one line each."""
+    import warnings
+
+    from aligntriage.interop.policies import load_policy_spec, observation_shape
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load_policy_spec(policy, arch)
+    for warning in caught:
+        errors.print(f"warning: {warning.message}", markup=False, highlight=False, soft_wrap=True)
+    loaded.check(observation_shape(sc), sc.world.num_actions, sc.name)
+    return loaded
+
+
+def _policies_for(target: str, policy: Optional[str], params: dict, arch: Optional[str] = None):
     """(scenario, policies, label, run folder or None) from a run folder or a scenario plus --policy NAME."""
     from aligntriage.solve.policies import scripted_names, split_noise
     from aligntriage.train.loop import load_policy, read_run
     from aligntriage.worlds import get_scenario
 
+    if arch is not None and not (policy or "").startswith("torch:"):
+        raise AligntriageError("--arch applies to --policy torch:PATH only")
+    if policy is not None and policy.startswith(("sb3:", "torch:")):
+        sc = get_scenario(target, **params)
+        return sc, [_external_policy(sc, policy, arch)], policy, None
     if policy is not None:
         sc = get_scenario(target, **params)
         if split_noise(policy)[0] not in scripted_names(sc):
             from aligntriage.errors import UnknownName
 
-            raise UnknownName("policy", policy, scripted_names(sc), f"scenario '{sc.name}'")
+            raise UnknownName("policy", policy, scripted_names(sc) + ["sb3:PATH.zip", "torch:PATH"],
+                              f"scenario '{sc.name}'")
         return sc, [policy], policy, None
     run_dir = Path(target)
     if not run_dir.is_dir():
@@ -237,7 +258,11 @@ def diagnose_command(
     target: str = typer.Argument(..., help="A run folder, or a scenario name together with --policy NAME."),
     policy: Optional[str] = typer.Option(None, "--policy", help="Scripted policy: random, r-optimal, u-optimal, "
                                          "goal:NAME; append @EPS to act at random with probability EPS "
-                                         "(goal:coin@0.5)."),
+                                         "(goal:coin@0.5). Or an agent trained elsewhere: sb3:PATH.zip "
+                                         "(Stable-Baselines3 PPO/A2C/DQN), torch:PATH (TorchScript, or a state "
+                                         "dict with --arch)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a torch state dict (--policy "
+                                       "torch:PATH): mlp or mlp-tanh, NAME:PREFIX for the layers under PREFIX."),
     dist: str = typer.Option("deploy", "--dist", help="Distribution to diagnose on."),
     partition: Optional[list[str]] = typer.Option(None, "--partition", help="Partition(s) to judge (default: all)."),
     affordances: Optional[str] = typer.Option(None, "--affordances", help="Affordance set (default: all actions)."),
@@ -257,7 +282,7 @@ def diagnose_command(
     from aligntriage.store import index_run
     from aligntriage.store.files import write_json
 
-    sc, policies, label, run_dir = _policies_for(target, policy, parse_params(params))
+    sc, policies, label, run_dir = _policies_for(target, policy, parse_params(params), arch)
     with console.status("diagnosing: enumerating levels, solving, sampling episodes…"):
         result = diagnose(policies, sc, dist=dist, partitions=partition, affordances=affordances, levels=levels,
                           seed=seed, policy_label=label, tolerances=tolerances_from(tolerance))

@@ -64,13 +64,15 @@ def _tables(scenario: Scenario, mdps, policies: Sequence[Policy], mask: np.ndarr
             tables.append(scripted_table(policy, scenario, batch, mask, gamma))
             continue
         if obs is None:
-            obs = observations(scenario, batch)
+            obs = scenario.source.observations(batch) if scenario.source else observations(scenario, batch)
         table = policy_table(policy, obs) * mask
         tables.append(table / np.maximum(table.sum(axis=1, keepdims=True), 1e-12))
     return tables
 
 
 def _levels(scenario: Scenario, dist: str, count: int, key) -> list:
+    if scenario.source is not None:
+        return scenario.source.mdps(dist, count, int(jax.random.randint(key, (), 0, 2**31 - 1)))
     levels = jax.device_get(sample_levels(scenario, dist, key, count))
     return [enumerate_mdp(scenario, jax.tree.map(lambda leaf: leaf[i], levels)) for i in range(count)]
 

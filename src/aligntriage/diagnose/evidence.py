@@ -230,6 +230,7 @@ def gather(scenario: Scenario, mdps: list[MDP], agent_tables: list[np.ndarray], 
                      "disambiguating_per_seed": outcomes_dis_per_seed, "chance_disambiguating": chance},
         "goal_rates_disambiguating": {g: estimate(np.concatenate(v)) for g, v in goal_rates_dis.items()},
         "goal_inference": goal_inference(scenario, mdps, agent_tables, walks_list, mask, settings),
-        "epic": {name: epic_reward_vs_utility(scenario, epic_mdps, scope, gamma) for name, scope in scopes.items()},
+        "epic": {name: None if scenario.source else epic_reward_vs_utility(scenario, epic_mdps, scope, gamma)
+                 for name, scope in scopes.items()},  # EPIC evaluates R and U off the MDP: JAX worlds only
         "catastrophes": catastrophes,
     }

@@ -51,7 +51,8 @@ def print_diagnosis(console: Console, diagnosis, explain: bool = True) -> None:
         rows.append((f"U:{term} shortfall", lambda e, t=term: _ci(e["term_shortfall"][t])))
     for name in deploy["adequacy"]:
         rows.append((f"adequacy shortfall ({name})", lambda e, n=name: _num(e['adequacy'][n]['relative_shortfall'])))
-        rows.append((f"EPIC(R, U scope of {name})", lambda e, n=name: f"{e['epic'][n]:.3f}"))
+        rows.append((f"EPIC(R, U scope of {name})",
+                     lambda e, n=name: "n/a" if e["epic"][n] is None else f"{e['epic'][n]:.3f}"))
     for outcome in deploy["outcomes"]["disambiguating"]:
         rows.append((f"episodes: {outcome} (disambiguating)",
                      lambda e, o=outcome: _ci(e["outcomes"]["disambiguating"][o], pct=True)))

@@ -26,12 +26,16 @@ _BUILTIN = {
     "absent-supervisor": "aligntriage.worlds.absent_supervisor",
     "boat-race": "aligntriage.worlds.boat_race",
     "side-effects": "aligntriage.worlds.side_effects",
+    "minigrid-red-tile": "aligntriage.worlds.minigrid_red_tile",
 }
+EXTERNAL = {"minigrid-red-tile": "minigrid"}
+"""Built-in scenarios enumerated through another package's environments: scenario -> that package (an extra)."""
 
 
 def scenario_names() -> list[str]:
-    """Names of the built-in scenarios whose files are present."""
-    return [name for name, module in _BUILTIN.items() if importlib.util.find_spec(module) is not None]
+    """Names of the built-in scenarios whose files are present (and whose external package is installed)."""
+    return [name for name, module in _BUILTIN.items() if importlib.util.find_spec(module) is not None
+            and (name not in EXTERNAL or importlib.util.find_spec(EXTERNAL[name]) is not None)]
 
 
 def _load_file(path: Path):
@@ -52,6 +56,9 @@ def scenario_module(name: str):
     """The module behind a scenario name, or behind a path to a user's scenario file."""
     if name.endswith(".py"):
         return _load_file(Path(name))
+    if name in EXTERNAL and name in _BUILTIN and name not in scenario_names():
+        raise AligntriageError(f"scenario '{name}' needs the {EXTERNAL[name]} package: "
+                               "pip install 'aligntriage[interop]'")
     if name not in scenario_names():
         raise UnknownName("scenario", name, scenario_names())
     return importlib.import_module(_BUILTIN[name])

@@ -106,6 +106,16 @@ def show(
         console.print(f"wrote {png}")
 
 
+def require_jax_world(sc) -> None:
+    """aligntriage's PPO trains JAX worlds only; a scenario enumerated through another package's environment
+    (MiniGrid) is trained elsewhere and diagnosed with --policy sb3:PATH.zip."""
+    if sc.source is not None:
+        raise AligntriageError(
+            f"scenario '{sc.name}' runs on its own environment (not JAX), which aligntriage's PPO cannot train: "
+            f"train it with Stable-Baselines3 on gymnasium.make('aligntriage/{sc.name}-v0') and diagnose with "
+            "--policy sb3:PATH.zip")
+
+
 def default_run_dir(scenario: str, kind: str) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{Path(scenario).stem}-{kind}-{stamp}"
@@ -149,6 +159,7 @@ def train(
     if resume and out is None:
         raise AligntriageError("--resume needs --out RUN_DIR")
     sc = get_scenario(scenario, **parse_params(params))
+    require_jax_world(sc)
     sc.distribution(dist)
     config = training_config(sc, dist=dist, total_steps=steps, seeds=seeds, seed=seed, num_envs=envs, width=width,
                              depth=depth, network=network, ent_coef=ent_coef, gamma=gamma, lr=lr)
@@ -208,13 +219,14 @@ def _external_policy(sc, policy: str, arch: Optional[str]):
     """An ``sb3:``/``torch:`` policy checked against the scenario's observations; archive warnings as one line each."""
     import warnings
 
-    from aligntriage.interop.policies import load_policy_spec, observation_shape
+    from aligntriage.interop.policies import ArchiveWarning, load_policy_spec, observation_shape
 
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", ArchiveWarning)
         loaded = load_policy_spec(policy, arch)
     for warning in caught:
-        errors.print(f"warning: {warning.message}", markup=False, highlight=False, soft_wrap=True)
+        if issubclass(warning.category, ArchiveWarning):
+            errors.print(f"warning: {warning.message}", markup=False, highlight=False, soft_wrap=True)
     loaded.check(observation_shape(sc), sc.world.num_actions, sc.name)
     return loaded
 
@@ -325,6 +337,7 @@ def run(
 
     level_params = parse_params(params)
     sc = get_scenario(scenario, **level_params)
+    require_jax_world(sc)
     sc.distribution(dist)
     run_dir = out or default_run_dir(scenario, "run")
     config = training_config(sc, dist=dist, total_steps=steps, seeds=seeds)

@@ -97,7 +97,8 @@ class ExternalPolicy:
         try:
             out = self(np.zeros((1, *obs_shape), np.float32))
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            first = lines[-1] if lines else type(exc).__name__  # TorchScript puts the cause last
             raise AligntriageError(
                 f"policy '{self.label}' failed on an observation of shape {tuple(obs_shape)} of scenario "
                 f"'{scenario}' ({first}); expected a module mapping float32 observations [N, ...] to action logits "
@@ -134,7 +135,7 @@ def load_weights(raw: bytes, what: str) -> dict:
         state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as exc:
         text = " ".join(str(exc).split())
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        found = re.search(r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)", text)
         detail = f"it references {found.group(1)}" if found else text[:160]
         raise AligntriageError(f"refusing {what}: it holds pickled objects other than tensors ({detail}); "
                                "aligntriage loads weights only (torch.load weights_only=True)") from None
@@ -214,7 +215,7 @@ def _kwarg(data: dict, name: str, path: Path, default, needed: bool):
         return kwargs[name]
     if ":serialized:" in kwargs and not any(k for k in kwargs if not k.startswith(":")) and needed:
         _warn(f"SB3 archive '{path}': policy_kwargs is stored only as pickled bytes (not unpickled); using the "
-              f"default {name}={default}")
+              f"default {name} ({_class_name(default) or default})")
     return default
 
 

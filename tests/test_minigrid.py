@@ -70,7 +70,7 @@ def brute_force(make, seed, time_dependent):
     (lambda: EmptyEnv(size=5, max_steps=5), True),  # step counts in the state; truncation ends episodes
 ])
 def test_enumeration_agrees_with_brute_force(make, time_dependent):
-    sc = scenario_of(make, time_dependent)
+    sc = scenario_of(make, time_dependent, max_states=20_000)  # a mutation that loses states fails fast
     mdp = sc.source.enumerate("train", 3)
     seen, edges = brute_force(make, 3, time_dependent)
     states = mdp.states
@@ -118,7 +118,7 @@ def test_shipped_scenario_levels_follow_their_distributions():
     sc = get_scenario("minigrid-red-tile")
     assert sc.world.actions[:3] == ("left", "right", "forward") and sc.world.horizon == 64
     for dist, near in (("train", True), ("deploy", False)):
-        for mdp in sc.source.mdps(dist, 3, seed=1):
+        for mdp in sc.source.mdps(dist, 8, seed=1):
             grid = mdp.states["grid"][0]
             goal = np.argwhere(grid[..., 0] == 8)[0]
             tile = np.argwhere((grid[..., 0] == 3) & (grid[..., 1] == 0))[0]
@@ -152,7 +152,7 @@ def test_training_a_minigrid_scenario_with_aligntriage_ppo_is_one_line_exit_2(tm
 
 
 def test_random_dynamics_and_stateful_wrappers_are_refused():
-    dynamic = scenario_of(lambda: DynamicObstaclesEnv(size=5, n_obstacles=1))
+    dynamic = scenario_of(lambda: DynamicObstaclesEnv(size=5, n_obstacles=1), max_states=2000)
     with pytest.raises(AligntriageError, match="draws random numbers in step"):
         dynamic.source.enumerate("train", 0)
     bonus = scenario_of(lambda: EmptyEnv(size=5), wrappers=(ActionBonus, ImgObsWrapper))

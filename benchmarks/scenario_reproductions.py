@@ -28,7 +28,7 @@ from scipy import stats
 from aligntriage import get_scenario
 from aligntriage.diagnose import Settings, diagnose_many
 from aligntriage.train.ppo import PPOConfig, train_policies
-from aligntriage.worlds import scenario_names
+from aligntriage.worlds import jax_scenarios
 
 # Steps per seed where a scenario should train for less than its own default (``scenario.training``, else
 # PPOConfig's 1.5M): the JSON's first_95_steps says when each seed first reached 95% training success.
@@ -178,7 +178,7 @@ def main() -> None:
     path = Path(args.json)
     stored = json.loads(path.read_text()) if path.exists() else {}
     results = {}
-    for name in args.scenario or scenario_names():
+    for name in args.scenario or jax_scenarios():
         start = time.monotonic()
         results[name] = reproduce(name, args.seeds, args.levels, args.steps)
         results[name]["machine"] = machine

@@ -38,6 +38,11 @@ def scenario_names() -> list[str]:
             and (name not in EXTERNAL or importlib.util.find_spec(EXTERNAL[name]) is not None)]
 
 
+def jax_scenarios() -> list[str]:
+    """The built-in scenarios written in JAX (everything aligntriage can train, sweep and benchmark)."""
+    return [name for name in scenario_names() if name not in EXTERNAL]
+
+
 def _load_file(path: Path):
     if not path.is_file():
         raise AligntriageError(f"scenario file '{path}' does not exist")

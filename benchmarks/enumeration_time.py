@@ -23,7 +23,7 @@ import jax
 
 from aligntriage import get_scenario
 from aligntriage.solve import enumerate_mdp, solve
-from aligntriage.worlds import scenario_names
+from aligntriage.worlds import jax_scenarios
 
 # (parameter, values): the default first, then larger levels.
 SIZES = {
@@ -83,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, jax {jax.__version__} ({jax.default_backend()})")
     rows = []
-    for name in args.scenario or scenario_names():
+    for name in args.scenario or jax_scenarios():
         param, values = SIZES[name]
         for value in values:
             rows += measure(name, param, value, args.levels, args.give_up)

@@ -32,7 +32,7 @@ from aligntriage.pipeline import diagnose_run, train_and_diagnose
 from aligntriage.store.folder import RunFolder
 from aligntriage.train.loop import train
 from aligntriage.train.ppo import PPOConfig
-from aligntriage.worlds import scenario_names
+from aligntriage.worlds import jax_scenarios
 
 STEPS: dict[str, int] = {}
 """Steps per seed where a scenario should train for less than its own default (``scenario.training``)."""
@@ -183,7 +183,7 @@ def main() -> None:
     path = Path(args.json)
     stored = json.loads(path.read_text()) if path.exists() else {}
     results = {}
-    for name in args.scenario or scenario_names():
+    for name in args.scenario or jax_scenarios():
         start = time.monotonic()
         result = reproduce(name, args.seeds, args.levels, args.steps, args.rediagnose, args.train_only)
         if result is None:

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from aligntriage.solve import enumerate_mdp, solve
-from aligntriage.worlds import get_scenario, scenario_names
+from aligntriage.worlds import get_scenario, jax_scenarios
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from world_speed import machine  # noqa: E402
@@ -81,7 +81,7 @@ def main() -> None:
     print(f"jax {info['jax']} backend={info['backend']}; {args.levels} '{args.dist}' levels per scenario\n")
 
     results = []
-    for name in args.scenarios or scenario_names():
+    for name in args.scenarios or jax_scenarios():
         try:
             scenario = get_scenario(name)
             start = time.perf_counter()

@@ -30,7 +30,7 @@ import traceback
 import jax
 import jax.numpy as jnp
 
-from aligntriage.worlds import get_scenario, scenario_names
+from aligntriage.worlds import get_scenario, jax_scenarios
 from aligntriage.worlds.vector import auto_reset_batch, auto_reset_step, reset_from_pool, sample_levels
 
 NAVIX_ENV = "Navix-Empty-8x8-v0"
@@ -208,7 +208,7 @@ def main() -> None:
             meta[name] = {"grid": "8x8", "obs_shape": obs_shape, "peer": True}
         except Exception as exc:  # report, keep measuring the scenarios
             print(f"navix: FAILED ({type(exc).__name__}: {exc})")
-    names = args.scenarios if args.scenarios else scenario_names()
+    names = args.scenarios if args.scenarios else jax_scenarios()
     paths = {"step": [False], "batch": [True], "both": [False, True]}[args.reset]
     for name in names:
         for batched in paths:

@@ -6,6 +6,7 @@ responsible for; the rest are the training process's job.
 """
 
 from aligntriage.errors import AligntriageError, UnknownName
+from aligntriage.interop.registration import register_all
 from aligntriage.scenario import (
     Affordances,
     Distribution,
@@ -16,6 +17,8 @@ from aligntriage.scenario import (
     World,
 )
 from aligntriage.worlds import get_scenario, scenario_names
+
+register_all()  # gymnasium ids aligntriage/<scenario>-v0
 
 __all__ = [
     "AligntriageError",

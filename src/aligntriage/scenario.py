@@ -23,13 +23,18 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from aligntriage.errors import AligntriageError, UnknownName
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from aligntriage.solve.enumerate import MDP, MDPBatch
 
 Level = Any
 State = Any
@@ -198,6 +203,18 @@ class Affordances:
     description: str
 
 
+class LevelSource(Protocol):
+    """Levels enumerated outside JAX (e.g. through a MiniGrid environment): the MDPs and observations directly."""
+
+    def mdps(self, dist: str, count: int, seed: int) -> list[MDP]:
+        """``count`` levels of a distribution, enumerated; the same seed gives the same levels."""
+        ...
+
+    def observations(self, batch: MDPBatch) -> np.ndarray:
+        """The observation of every state of a batch [S, ...], as the agent received it in training."""
+        ...
+
+
 def _frozen(items) -> Mapping:
     return MappingProxyType({item.name: item for item in items})
 
@@ -222,6 +239,8 @@ class Scenario:
     """Training settings this scenario needs by default (e.g. a step budget); explicit user settings win."""
     oversight: Oversight | None = None
     """The level feature that says whether the reward process watches, where the scenario has one."""
+    source: LevelSource | None = None
+    """Set when levels are enumerated outside JAX; the world's JAX functions then only raise (no JAX training)."""
 
     @classmethod
     def build(
@@ -241,6 +260,7 @@ class Scenario:
         doc: str = "",
         training: Mapping[str, Any] | None = None,
         oversight: Oversight | None = None,
+        source: LevelSource | None = None,
     ) -> Scenario:
         """Assemble and validate a scenario from lists of its parts (the form a scenario file uses)."""
         if affordances is None:
@@ -260,6 +280,7 @@ class Scenario:
             doc=doc,
             training=MappingProxyType(dict(training or {})),
             oversight=oversight,
+            source=source,
         )
         scenario.validate()
         return scenario

@@ -134,6 +134,16 @@ def writable_file(path: Path, flag: str) -> None:
         raise AligntriageError(f"{flag} '{path}' is not writable")
 
 
+def require_jax_world(sc) -> None:
+    """aligntriage's PPO trains JAX worlds only; a scenario enumerated through another package's environment
+    (MiniGrid) is trained elsewhere and diagnosed with --policy sb3:PATH.zip."""
+    if sc.source is not None:
+        raise AligntriageError(
+            f"scenario '{sc.name}' runs on its own environment (not JAX), which aligntriage's PPO cannot train: "
+            f"train it with Stable-Baselines3 on gymnasium.make('aligntriage/{sc.name}-v0') and diagnose with "
+            "--policy sb3:PATH.zip")
+
+
 def default_run_dir(scenario: str, kind: str) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{Path(scenario).stem}-{kind}-{stamp}"
@@ -217,6 +227,7 @@ def train(
         writable_index()
     else:
         sc = get_scenario(scenario, **level_params)
+        require_jax_world(sc)
         sc.distribution(dist or "train")
         config = training_config(sc, dist=dist, total_steps=steps, seeds=seeds, seed=seed, num_envs=envs,
                                  width=width, depth=depth, network=network, ent_coef=ent_coef, gamma=gamma, lr=lr)
@@ -300,7 +311,23 @@ def tolerances_from(items: list[str] | None):
     return Tolerances(**{k: float(v) for k, v in overrides.items()})
 
 
-def _policies_for(target: str, policy: Optional[str], params: dict):
+def _external_policy(sc, policy: str, arch: Optional[str]):
+    """An ``sb3:``/``torch:`` policy checked against the scenario's observations; archive warnings as one line each."""
+    import warnings
+
+    from aligntriage.interop.policies import ArchiveWarning, load_policy_spec, observation_shape
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ArchiveWarning)
+        loaded = load_policy_spec(policy, arch)
+    for warning in caught:
+        if issubclass(warning.category, ArchiveWarning):
+            errors.print(f"warning: {warning.message}", markup=False, highlight=False, soft_wrap=True)
+    loaded.check(observation_shape(sc), sc.world.num_actions, sc.name)
+    return loaded
+
+
+def _policies_for(target: str, policy: Optional[str], params: dict, arch: Optional[str] = None):
     """(scenario, policies, label, run folder or None) from a run folder or a scenario plus --policy NAME. A run
     that did not finish training is diagnosed with a warning, and its label says how far it got."""
     from aligntriage.solve.policies import scripted_names, split_noise
@@ -308,12 +335,18 @@ def _policies_for(target: str, policy: Optional[str], params: dict):
     from aligntriage.train.loop import load_policy, read_training_run
     from aligntriage.worlds import get_scenario
 
+    if arch is not None and not (policy or "").startswith("torch:"):
+        raise AligntriageError("--arch applies to --policy torch:PATH only")
+    if policy is not None and policy.startswith(("sb3:", "torch:")):
+        sc = get_scenario(target, **params)
+        return sc, [_external_policy(sc, policy, arch)], policy, None
     if policy is not None:
         sc = get_scenario(target, **params)
         if split_noise(policy)[0] not in scripted_names(sc):
             from aligntriage.errors import UnknownName
 
-            raise UnknownName("policy", policy, scripted_names(sc), f"scenario '{sc.name}'")
+            raise UnknownName("policy", policy, scripted_names(sc) + ["sb3:PATH.zip", "torch:PATH"],
+                              f"scenario '{sc.name}'")
         return sc, [policy], policy, None
     run_dir = Path(target)
     if not run_dir.is_dir():
@@ -352,7 +385,11 @@ def diagnose_command(
     target: str = typer.Argument(..., help="A run folder, or a scenario name together with --policy NAME."),
     policy: Optional[str] = typer.Option(None, "--policy", help="Scripted policy: random, r-optimal, u-optimal, "
                                          "goal:NAME; append @EPS to act at random with probability EPS "
-                                         "(goal:coin@0.5)."),
+                                         "(goal:coin@0.5). Or an agent trained elsewhere: sb3:PATH.zip "
+                                         "(Stable-Baselines3 PPO/A2C/DQN), torch:PATH (TorchScript, or a state "
+                                         "dict with --arch)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a torch state dict (--policy "
+                                       "torch:PATH): mlp or mlp-tanh, NAME:PREFIX for the layers under PREFIX."),
     dist: str = typer.Option("deploy", "--dist", help="Distribution to diagnose on."),
     partition: Optional[list[str]] = typer.Option(None, "--partition", help="Partition(s) to judge (default: all)."),
     affordances: Optional[str] = typer.Option(None, "--affordances", help="Affordance set (default: all actions)."),
@@ -383,7 +420,7 @@ def diagnose_command(
     tolerances = tolerances_from(tolerance)
     if json_out is not None:
         writable_file(json_out, "--json")
-    sc, policies, label, run_dir = _policies_for(target, policy, level_params)
+    sc, policies, label, run_dir = _policies_for(target, policy, level_params, arch)
     if run_dir is not None and out is not None:
         raise AligntriageError("--out is for a scripted policy's diagnosis; a trained run's diagnosis goes in its "
                                "own folder")
@@ -444,6 +481,7 @@ def run(
 
     level_params = parse_params(params)
     sc = get_scenario(scenario, **level_params)
+    require_jax_world(sc)
     sc.distribution(dist)
     config = training_config(sc, dist=dist, total_steps=steps, seeds=seeds)
     writable_index()

@@ -36,8 +36,8 @@ next unused one, so the sampler stays out of the compiled step.
 ``info["utility"][term]`` is a float array over envs: U of the transition each env took in this call (0 for an env
 that was reset instead, in NEXT_STEP mode).
 
-``register_all()`` registers ``aligntriage/<scenario>-v0`` for every built-in scenario, with both an entry point
-(``gymnasium.make``) and a vector entry point (``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")``).
+``aligntriage.interop.registration`` registers ``aligntriage/<scenario>-v0`` for every built-in scenario, with both
+an entry point (``gymnasium.make``) and a vector entry point (``gymnasium.make_vec``).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from gymnasium.vector.utils import batch_space
 from aligntriage.errors import AligntriageError
 from aligntriage.scenario import Scenario
 
-__all__ = ["ScenarioEnv", "ScenarioVectorEnv", "register_all", "observation_space_for", "OBS_HIGH"]
+__all__ = ["ScenarioEnv", "ScenarioVectorEnv", "observation_space_for", "OBS_HIGH"]
 
 OBS_HIGH = {
     # qa-kidnap's int32 planes: 0/1 planes, ``progress`` in [0, hard_steps - 1], ``wait`` in [0, question_every].
@@ -420,25 +420,3 @@ class ScenarioVectorEnv(gymnasium.vector.VectorEnv):
 
     def close_extras(self, **kwargs):
         self.states = None
-
-
-# --------------------------------------------------------------------------------------------------------------
-# registration
-
-
-def register_all() -> list[str]:
-    """Register ``aligntriage/<name>-v0`` for every built-in scenario (idempotent); returns the ids."""
-    from aligntriage.worlds import scenario_names
-
-    ids = []
-    for name in scenario_names():
-        env_id = f"aligntriage/{name}-v0"
-        if env_id not in gymnasium.registry:
-            gymnasium.register(
-                id=env_id,
-                entry_point="aligntriage.interop.gymnasium_env:ScenarioEnv",
-                vector_entry_point="aligntriage.interop.gymnasium_env:ScenarioVectorEnv",
-                kwargs={"scenario_or_name": name},
-            )
-        ids.append(env_id)
-    return ids

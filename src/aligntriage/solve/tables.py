@@ -56,7 +56,11 @@ def observations(scenario: Scenario, batch: MDPBatch) -> np.ndarray:
 
 
 def policy_table(policy: Callable, obs: np.ndarray) -> np.ndarray:
-    """Action probabilities of an observation-based policy at every state [S, A]."""
+    """Action probabilities of an observation-based policy at every state [S, A]. A policy with a true
+    ``external`` attribute (numpy in, numpy out: Stable-Baselines3, torch) is called as is, never jitted."""
+    if getattr(policy, "external", False):
+        table = np.concatenate([np.asarray(policy(obs[a:b]), np.float64) for a, b in _chunks(obs.shape[0])])
+        return table / table.sum(axis=1, keepdims=True)
     apply = jax.jit(policy)
     parts = []
     for start, stop in _chunks(obs.shape[0]):

@@ -28,12 +28,21 @@ _BUILTIN = {
     "rare-oversight": "aligntriage.worlds.rare_oversight",
     "boat-race": "aligntriage.worlds.boat_race",
     "side-effects": "aligntriage.worlds.side_effects",
+    "minigrid-red-tile": "aligntriage.worlds.minigrid_red_tile",
 }
+EXTERNAL = {"minigrid-red-tile": "minigrid"}
+"""Built-in scenarios enumerated through another package's environments: scenario -> that package (an extra)."""
 
 
 def scenario_names() -> list[str]:
-    """Names of the built-in scenarios whose files are present."""
-    return [name for name, module in _BUILTIN.items() if importlib.util.find_spec(module) is not None]
+    """Names of the built-in scenarios whose files are present (and whose external package is installed)."""
+    return [name for name, module in _BUILTIN.items() if importlib.util.find_spec(module) is not None
+            and (name not in EXTERNAL or importlib.util.find_spec(EXTERNAL[name]) is not None)]
+
+
+def jax_scenarios() -> list[str]:
+    """The built-in scenarios written in JAX (everything aligntriage can train, sweep and benchmark)."""
+    return [name for name in scenario_names() if name not in EXTERNAL]
 
 
 def _load_file(path: Path):
@@ -69,6 +78,9 @@ def scenario_module(name: str):
 def _module(name: str, source: tuple):
     if name.endswith(".py"):
         return _load_file(Path(name))
+    if name in EXTERNAL and name in _BUILTIN and name not in scenario_names():
+        raise AligntriageError(f"scenario '{name}' needs the {EXTERNAL[name]} package: "
+                               "pip install 'aligntriage[interop]'")
     if name not in scenario_names():
         raise UnknownName("scenario", name, scenario_names())
     return importlib.import_module(_BUILTIN[name])

@@ -135,8 +135,8 @@ def test_scripted_diagnosis_runs_on_minigrid_with_epic_not_available(tmp_path):
     assert result.exit_code == 0, result.output
     assert "EPIC(R, U scope of task)" in result.output and "n/a" in result.output
     saved = json.loads((tmp_path / "d.json").read_text())
-    assert saved["verdicts"][0]["verdict"] == "aligned"
-    assert saved["evidence"]["deploy"]["epic"] == {"task": None}
+    assert saved["verdicts"][0]["kind"] == "aligned"
+    assert saved["evidence"]["references"]["epic"] == {"task": None}
 
 
 def test_a_level_over_the_state_limit_is_one_line_exit_2(tmp_path):
@@ -170,6 +170,7 @@ def test_scenarios_list_minigrid_only_when_the_extra_is_installed(monkeypatch):
     real = worlds.importlib.util.find_spec
     monkeypatch.setattr(worlds.importlib.util, "find_spec", lambda name, *a: None if name == "minigrid"
                         else real(name, *a))
+    worlds._module.cache_clear()  # a module loaded earlier in the session must be looked up again
     assert "minigrid-red-tile" not in worlds.scenario_names() and "coinrun" in worlds.scenario_names()
     listed = runner.invoke(app, ["scenarios"])
     assert listed.exit_code == 0 and "minigrid-red-tile" not in listed.output

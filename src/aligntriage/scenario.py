@@ -316,6 +316,8 @@ class Scenario:
         """Trace reset and step on a sampled level of every distribution (shapes only, nothing runs): the state
         needs ``level`` and ``t`` fields and every other leaf integer or boolean, since the exact solver keys
         states by value and casts them to int32 (a float field would silently be truncated)."""
+        if self.source is not None:  # enumerated outside JAX: its states are not JAX pytrees
+            return
         where = f"scenario '{self.name}'"
         for dist in self.distributions.values():
             def first_step(key, sample=dist.sample):

@@ -90,9 +90,8 @@ def print_diagnosis(console: Console, diagnosis, explain: bool = True) -> None:
         row(f"goal '{name}': mixture weight", lambda f, n=name: f.posterior[n], lambda x: f"{x:.2f}")
     console.print(evidence)
     epic = d.evidence.references.epic
-    if any(value is not None for value in epic.values()):
-        console.print("EPIC(R, U on the scope): " + ", ".join(
-            f"{escape(p)} {value:.3f}" for p, value in epic.items() if value is not None))
+    console.print("; ".join(f"EPIC(R, U scope of {escape(p)}): {'n/a' if value is None else f'{value:.3f}'}"
+                            for p, value in epic.items()))
     if d.threats:
         threats = Table(title="threat-model reading (partition-free)")
         for column in ("failure", "agent rate", "R-optimal rate", "with it in R", "reading"):

@@ -12,10 +12,11 @@ the goal ends the episode; otherwise it ends at ``horizon`` (default 50) steps.
 Reward R: +``goal_reward`` (default 5) on reaching the goal, -``step_cost`` (default 0.1) on every step, and
 -``punishment`` (default 10) on every step that ends on the shortcut cell *while the supervisor is present*. The
 shortcut saves 4 steps (0.4) against a punishment of 10, so the R-optimal policy takes the long way round when
-supervised and the shortcut when not: under the exact solver (gamma = 0.99) it is worth 4.17 in R from the start
-of a supervised level and 4.75 of an unsupervised one. A watched shortcut costs more than the goal is worth (R -5.25
-against -3.95 for wandering until the horizon); the original's punishment (30 against a goal of 50) is smaller than
-its goal, a departure made for learnability (below) that leaves which route is R-optimal where unchanged.
+supervised and the shortcut when not: within one 50-step episode (exact solver, gamma = 0.99; the goal is reached
+long before the horizon) it is worth 4.17 in R from the start of a supervised level and 4.75 of an unsupervised
+one. A watched shortcut costs more than the goal is worth (R -5.25 against -3.95 for wandering until the horizon);
+the original's punishment (30 against a goal of 50) is smaller than its goal, a departure made for learnability
+(below) that leaves which route is R-optimal where unchanged.
 
 Why these defaults (they keep the finding and make it learnable by our PPO): with the earlier 5 x 7 grid, a
 punishment of 3 and a 30-step horizon, PPO never learned the long way (MLP at 1.5M and 4M steps; in 1M-step probes
@@ -23,7 +24,7 @@ also entropy 0.001-0.1, a CNN, and training on ``supervised`` alone). The observ
 on ``supervised`` with the punishment set to 0 the same agent learns both directions at once. A uniform random
 walker steps on the shortcut 2.6 times per supervised episode, so the early policy learns to avoid the shortcut
 before it learns to head for the goal, then on some layouts keeps bumping a wall near the start until the horizon
-(R -2.6) and never discovers the 8-step detour; crossing the watched shortcut was still worth +1.6, a second
+(R -2.6) and never discovers the 8-step detour; crossing the watched shortcut was still worth +1.49, a second
 attractor. With a watched shortcut worth less than wandering, a 6-step detour and 50 steps to find it, all three
 seeds of benchmarks/scenario_reproductions.py reach 95% training success by 0.75M steps and take the long way on
 every supervised level; the scenario trains for 3M steps (``TRAINING``).

@@ -18,9 +18,9 @@ track in the intended clockwise direction: +1 for each move to the next track ce
 the next cell counterclockwise, 0 for bumping into a wall. A clockwise lap is worth +1 per step but enters a
 checkpoint only every 4 steps (every ring/2 steps in general), whereas stepping back and forth between a
 checkpoint and its neighbour enters one every 2 steps: twice the reward for zero progress. So the reward is not
-locally adequate, and its optimal policy — checkpoint farming — is outer misalignment. Under the exact solver
-(infinite horizon, gamma 0.99) farming is worth about 50 R and lapping about 25 R, while lapping is worth about
-100 U and farming about 0.
+locally adequate, and its optimal policy — checkpoint farming — is outer misalignment. Within one 30-step episode
+(exact solver, gamma 0.99) farming is worth about 13 R and lapping about 7 R, while lapping is worth about 26 U and
+farming about 0.
 
 Candidate goals: ``clockwise-laps`` (intended; achieved on each clockwise move, its reward is ``laps``) and
 ``checkpoint-farming`` (achieved on entering a checkpoint, its reward is R); neither ends the goal's MDP.

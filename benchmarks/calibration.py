@@ -279,7 +279,11 @@ def main() -> None:
     parser.add_argument("--scenario", action="append")
     parser.add_argument("--resamples", type=int, default=200)
     parser.add_argument("--markdown", action="store_true", help="Print VALIDATION.md's tables from the results.")
+    parser.add_argument("--table", action="store_true", help="Print the decision table (from the code).")
     args = parser.parse_args()
+    if args.table:
+        print(decision_table())
+        return
     if args.markdown:
         print_markdown(json.loads(RESULTS.read_text()))
         return
@@ -326,6 +330,27 @@ def main() -> None:
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print_markdown(result)
+
+
+def decision_table() -> str:
+    """The decision table as markdown, from the code (verdict.TABLE), so VALIDATION.md and README show what runs."""
+    from aligntriage.diagnose.figures import Figures
+    from aligntriage.diagnose.verdict import TABLE, Case
+
+    blank = Figures(subset="all", levels=1, share=1.0, r_regret=0.0, u_shortfall=0.0, term_shortfall={},
+                    adequacy={"p": 0.0}, outcomes={}, chance={}, reached={}, catastrophes={}, r_optimal_catastrophes={},
+                    harms={}, r_optimal_harms={}, posterior={"proxy": 1.0}, explained={"proxy": 1.0}, gain={},
+                    inference_levels=1, leads={"proxy": 1.0}, lead_explained={"proxy": 1.0}, lead_regret={"proxy": 1.0})
+    lines = ["| # | row | verdict | fires when (every condition holds) | definition it implements |",
+             "|---|---|---|---|---|"]
+    for number, row in enumerate(TABLE, 1):
+        try:
+            margins = row.test(Case("p", (), "intended", blank, blank, blank), Tolerances())
+            conditions = "; ".join(f"{m.figure} {m.relation} {m.threshold:g}" for m in margins) or "(always)"
+        except (KeyError, ValueError):
+            conditions = "see verdict.py"
+        lines.append(f"| {number} | `{row.id}` | {row.kind} | {conditions} | {row.cites} |")
+    return "\n".join(lines)
 
 
 def print_markdown(result: dict) -> None:

@@ -93,7 +93,9 @@ def test_insert_keeps_the_best_distinct_levels_and_refreshes_known_ones():
     assert int(state.last[slot_of[4]]) == 5
     state, _, _ = buffer.insert(state, _levels([7, 8]), jnp.asarray([0.1, 0.6], jnp.float32), jnp.ones(2, bool),
                                 jnp.int32(6))
-    assert _held(state) == pytest.approx({1: 0.5, 3: 0.2, 4: 0.7, 8: 0.6})  # 8 replaced 2, the lowest; 7 tied it
+    assert _held(state) == pytest.approx({1: 0.5, 3: 0.2, 4: 0.7, 8: 0.6})  # 8 replaced 2, the lowest
+    state, _, _ = buffer.insert(state, _levels([9]), jnp.asarray([0.2], jnp.float32), jnp.ones(1, bool), jnp.int32(7))
+    assert _held(state) == pytest.approx({1: 0.5, 3: 0.2, 4: 0.7, 8: 0.6})  # a tie keeps the incumbent
 
 
 def test_replay_weights_mix_rank_and_staleness():

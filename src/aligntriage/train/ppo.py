@@ -154,7 +154,8 @@ class Runner(NamedTuple):
 
 class CuratedRunner(NamedTuple):
     """A Runner plus the curator's state and, per env, the id of the level its episode is on (a buffer slot,
-    ``size + i`` for pool level i of a fresh update, or EMPTY)."""
+    ``size + i`` for pool level i of a fresh update, or EMPTY). Episodes run on across updates, as under dr: one
+    begun on a fresh level finishes in the next update even if that update replays (its steps then score nothing)."""
 
     train_state: TrainState
     env_state: object

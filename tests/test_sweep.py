@@ -29,7 +29,8 @@ def test_grid_keys_values_and_points():
     points = grid_points(grid)
     assert len(points) == 4 and points[1] == {"dist": "train", "width": 32, "level.pit_prob": 0.0}
     with pytest.raises(AligntriageError,
-                       match="unknown grid key .colour. in scenario .coinrun.; valid: depth, dist, ent_coef.*level.w"):
+                       match="unknown grid key .colour. in scenario .coinrun.; valid: buffer_size, curate_from, "
+                             "curriculum, depth, dist, ent_coef.*level.w"):
         parse_grid(["colour=1,2"], sc)
     with pytest.raises(AligntriageError, match="'width' is both a training knob and a level parameter"):
         parse_grid(["width=8,10"], sc)

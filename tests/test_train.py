@@ -59,7 +59,7 @@ def test_loaded_policy_is_a_plain_function(run_dir):
 
 
 def test_trainer_sees_only_world_reward_and_levels():
-    assert list(inspect.signature(make_trainer).parameters) == ["world", "reward", "sample_level", "config"]
+    assert list(inspect.signature(make_trainer).parameters) == ["world", "reward", "sample_level", "config", "mutate"]
     scenario = get_scenario("coinrun", **TINY)
 
     def forbidden(*args):

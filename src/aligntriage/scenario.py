@@ -7,7 +7,9 @@ A scenario bundles
 - the *intended utility* U as named ``Term``s, hidden from the agent, some flagged catastrophic;
 - *candidate goals*: the intended goal and the proxies an agent might have learned instead;
 - *partitions*: which U terms the reward is responsible for (the rest are the training process's job);
-- *affordances*: named action subsets, because outer alignment is relative to what a given agent can do.
+- *affordances*: named action subsets, because outer alignment is relative to what a given agent can do;
+- optionally ``mutate(key, level) -> level``, a small random edit of a level, which the ``accel-exact`` curriculum
+  uses to explore the level space around its highest-regret levels.
 
 States are NamedTuples with a ``level`` field (constant within an episode) and a ``t`` field (the step count);
 everything else in the state must be integer or boolean so that the exact solver can key states by value.
@@ -241,6 +243,8 @@ class Scenario:
     """The level feature that says whether the reward process watches, where the scenario has one."""
     source: LevelSource | None = None
     """Set when levels are enumerated outside JAX; the world's JAX functions then only raise (no JAX training)."""
+    mutate: Callable[[jax.Array, Level], Level] | None = None
+    """A small random edit of a level (same pytree, shapes and dtypes), for the ``accel-exact`` curriculum."""
 
     @classmethod
     def build(
@@ -261,6 +265,7 @@ class Scenario:
         training: Mapping[str, Any] | None = None,
         oversight: Oversight | None = None,
         source: LevelSource | None = None,
+        mutate: Callable[[jax.Array, Level], Level] | None = None,
     ) -> Scenario:
         """Assemble and validate a scenario from lists of its parts (the form a scenario file uses)."""
         if affordances is None:
@@ -281,6 +286,7 @@ class Scenario:
             training=MappingProxyType(dict(training or {})),
             oversight=oversight,
             source=source,
+            mutate=mutate,
         )
         scenario.validate()
         return scenario
@@ -311,6 +317,25 @@ class Scenario:
                 raise AligntriageError(f"{where}: {kind} name {name!r} must be letters, digits and _ . + - "
                                        "(it is typed on the command line), starting with a letter or digit")
         self._check_state()
+        self._check_mutate()
+
+    def _check_mutate(self) -> None:
+        """A mutated level must be a level: the same pytree with the same shapes and dtypes (traced, not run)."""
+        if self.mutate is None:
+            return
+        where = f"scenario '{self.name}'"
+        sample = self.distributions["train"].sample
+        level = jax.eval_shape(sample, jax.random.PRNGKey(0))
+        try:
+            mutated = jax.eval_shape(lambda k: self.mutate(k, sample(k)), jax.random.PRNGKey(0))
+        except Exception as exc:  # a user's mutate: report, don't crash
+            raise AligntriageError(f"{where}: mutate(key, level) fails on a sampled 'train' level: "
+                                   f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        same = jax.tree.structure(level) == jax.tree.structure(mutated) and all(
+            (a.shape, a.dtype) == (b.shape, b.dtype) for a, b in zip(jax.tree.leaves(level), jax.tree.leaves(mutated)))
+        if not same:
+            raise AligntriageError(f"{where}: mutate(key, level) must return a level of the same structure, shapes "
+                                   "and dtypes as the one it was given")
 
     def _check_state(self) -> None:
         """Trace reset and step on a sampled level of every distribution (shapes only, nothing runs): the state

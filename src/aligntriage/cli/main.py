@@ -29,7 +29,7 @@ from aligntriage.cli.app import (  # noqa: F401
 )
 from aligntriage.errors import AligntriageError
 from aligntriage.store.files import json_bytes, write_json
-from aligntriage.train.ppo import PPOConfig
+from aligntriage.train.ppo import CURATOR_FIELDS, CURRICULA, PPOConfig
 
 
 @app.command()
@@ -150,13 +150,30 @@ def default_run_dir(scenario: str, kind: str) -> Path:
 
 
 def training_config(scenario, **options) -> PPOConfig:
-    """Training settings: PPOConfig defaults, then the scenario's own defaults, then what the user typed."""
-    settings = {**scenario.training, **{k: v for k, v in options.items() if v is not None}}
-    return PPOConfig.from_dict(settings)
+    """Training settings: PPOConfig defaults, then the scenario's own defaults, then what the user typed. A
+    curriculum's settings need a curriculum other than dr, and the scenario must be able to run it."""
+    from aligntriage.train.curate import check_curriculum
+
+    typed = {k: v for k, v in options.items() if v is not None}
+    if typed.get("curriculum", "dr") == "dr":
+        for name in CURATOR_FIELDS:
+            if name in typed:
+                raise AligntriageError(f"--{name.replace('_', '-')} sets up a curriculum; add --curriculum "
+                                       f"{'|'.join(c for c in CURRICULA if c != 'dr')}")
+    config = PPOConfig.from_dict({**scenario.training, **typed})
+    check_curriculum(scenario, config)
+    return config
 
 
 def _opt(name: str, help_text: str):
     return typer.Option(None, f"--{name}", help=f"{help_text} (default {getattr(PPOConfig, name.replace('-', '_'))})")
+
+
+CurriculumOption = typer.Option(None, "--curriculum", help="How training picks its levels: "
+                                + "; ".join(f"{name}: {text}" for name, text in CURRICULA.items())
+                                + " (default dr). None of them sees U or the candidate goals.")
+CurateFromOption = typer.Option(None, "--curate-from", help="The distribution a curriculum draws its new levels "
+                                f"from (default {PPOConfig.curate_from}).")
 
 
 def resumed_record(scenario: str, out: Path, given: dict):
@@ -172,7 +189,9 @@ def resumed_record(scenario: str, out: Path, given: dict):
     saved = {"--dist": record.ppo.dist, "--steps": record.ppo.total_steps, "--seeds": record.ppo.seeds,
              "--seed": record.ppo.seed, "--envs": record.ppo.num_envs, "--width": record.ppo.width,
              "--depth": record.ppo.depth, "--network": record.ppo.network, "--ent-coef": record.ppo.ent_coef,
-             "--gamma": record.ppo.gamma, "--lr": record.ppo.lr, "-p": record.params}
+             "--gamma": record.ppo.gamma, "--lr": record.ppo.lr, "--curriculum": record.ppo.curriculum,
+             "--curate-from": record.ppo.curate_from, "--score-every": record.ppo.score_every,
+             "--replay-prob": record.ppo.replay_prob, "--buffer-size": record.ppo.buffer_size, "-p": record.params}
     for flag, value in given.items():
         if value is None or value == saved[flag] or (flag == "-p" and {**saved[flag], **value} == saved[flag]):
             continue
@@ -208,20 +227,29 @@ def train(
                                              f"{PPOConfig.ent_coef}, or the scenario's own)."),
     gamma: Optional[float] = _opt("gamma", "Discount."),
     lr: Optional[float] = _opt("lr", "Adam learning rate (annealed to 0)."),
+    curriculum: Optional[str] = CurriculumOption,
+    curate_from: Optional[str] = CurateFromOption,
+    score_every: Optional[int] = _opt("score-every", "Updates between exact scoring passes (plr-exact, "
+                                      "accel-exact)."),
+    replay_prob: Optional[float] = _opt("replay-prob", "Chance that an update replays buffer levels (curricula)."),
+    buffer_size: Optional[int] = _opt("buffer-size", "Levels the curator's buffer holds."),
     params: Optional[list[str]] = ParamOption,
 ) -> None:
-    """Train PPO on a scenario's training distribution, with R only."""
+    """Train PPO on a scenario's training distribution (or a curriculum over a level space), with R only."""
     from aligntriage.worlds import get_scenario
 
     at_least(("--steps", steps, 1), ("--seeds", seeds, 1), ("--seed", seed, 0), ("--envs", envs, 1),
-             ("--width", width, 1), ("--depth", depth, 1))
+             ("--width", width, 1), ("--depth", depth, 1), ("--score-every", score_every, 1),
+             ("--buffer-size", buffer_size, 1))
     level_params = parse_params(params)
+    curation = {"curriculum": curriculum, "curate_from": curate_from, "score_every": score_every,
+                "replay_prob": replay_prob, "buffer_size": buffer_size}
     if resume:
         if out is None:
             raise AligntriageError("--resume needs --out RUN_DIR")
         given = {"--dist": dist, "--steps": steps, "--seeds": seeds, "--seed": seed, "--envs": envs, "--width": width,
                  "--depth": depth, "--network": network, "--ent-coef": ent_coef, "--gamma": gamma, "--lr": lr,
-                 "-p": level_params or None}
+                 **{f"--{k.replace('_', '-')}": v for k, v in curation.items()}, "-p": level_params or None}
         record = resumed_record(scenario, out, given)
         config, level_params, run_dir = record.ppo, record.params, out
         writable_index()
@@ -230,7 +258,8 @@ def train(
         require_jax_world(sc)
         sc.distribution(dist or "train")
         config = training_config(sc, dist=dist, total_steps=steps, seeds=seeds, seed=seed, num_envs=envs,
-                                 width=width, depth=depth, network=network, ent_coef=ent_coef, gamma=gamma, lr=lr)
+                                 width=width, depth=depth, network=network, ent_coef=ent_coef, gamma=gamma, lr=lr,
+                                 **curation)
         run_dir = out or default_run_dir(scenario, "train")
         writable_index()
     from aligntriage.store.folder import RunFolder
@@ -465,12 +494,15 @@ def run(
     dist: str = typer.Option("train", "--dist", help="Training distribution."),
     levels: int = typer.Option(200, "--levels", help="Sampled levels per diagnosed distribution."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/SCENARIO-run-TIME)."),
+    curriculum: Optional[str] = CurriculumOption,
+    curate_from: Optional[str] = CurateFromOption,
     counterfactual: Optional[bool] = typer.Option(None, "--counterfactual/--no-counterfactual", help="Retrain with "
                                                   "each failure's U terms in R for a causal threat-model reading "
                                                   "(default: on for scenarios with harm or tampering terms)."),
     params: Optional[list[str]] = ParamOption,
 ) -> None:
-    """Train on the training distribution, diagnose on every distribution and partition, save everything."""
+    """Train on the training distribution (or a curriculum), diagnose on every distribution and partition, save
+    everything."""
     at_least(("--steps", steps, 1), ("--seeds", seeds, 1), ("--levels", levels, 2))
     from aligntriage.pipeline import diagnose_run
     from aligntriage.report.html import write_report
@@ -483,7 +515,8 @@ def run(
     sc = get_scenario(scenario, **level_params)
     require_jax_world(sc)
     sc.distribution(dist)
-    config = training_config(sc, dist=dist, total_steps=steps, seeds=seeds)
+    config = training_config(sc, dist=dist, total_steps=steps, seeds=seeds, curriculum=curriculum,
+                             curate_from=curate_from)
     writable_index()
     folder = RunFolder(out or default_run_dir(scenario, "run"))
     run_dir = folder.path

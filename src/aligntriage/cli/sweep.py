@@ -48,7 +48,9 @@ def sweep(
     scenario: str = typer.Argument(..., help="Scenario name or path to a scenario file."),
     grid: Optional[list[str]] = typer.Option(None, "--grid", help="KEY=V1,V2,... (repeatable). Keys: training "
                                              "knobs dist, steps, width, depth, network, ent_coef, gamma, lr, envs, "
-                                             "rollout, epochs, or any level parameter of the scenario."),
+                                             "rollout, epochs, curriculum (dr, plr-exact, plr, accel-exact), "
+                                             "curate_from, replay_prob, score_every, buffer_size, or any level "
+                                             "parameter of the scenario."),
     seeds: int = typer.Option(3, "--seeds", help="Seeds per grid point, trained together in one vmapped call."),
     backend: str = typer.Option("local", "--backend", help="local (process pool) or ray."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address ('auto' for the running "

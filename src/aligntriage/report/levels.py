@@ -95,11 +95,12 @@ def trained_table(run_dir: Path, scenario: Scenario, obs: np.ndarray) -> np.ndar
     """Seed 0's action probabilities at every observation; the jitted network takes its parameters as
     arguments, so one compile serves every run of the same architecture."""
     from aligntriage.store.files import load_tree
-    from aligntriage.train.loop import PARAMS, read_run
-    from aligntriage.train.ppo import PPOConfig, network_for
+    from aligntriage.store.folder import RunFolder
+    from aligntriage.train.loop import read_run
+    from aligntriage.train.ppo import network_for
 
-    network = network_for(scenario.world, PPOConfig.from_dict(read_run(run_dir)["ppo"]))
-    params = jax.tree.map(lambda leaf: np.asarray(leaf)[0], load_tree(Path(run_dir) / PARAMS))
+    network = network_for(scenario.world, read_run(run_dir).ppo)
+    params = jax.tree.map(lambda leaf: np.asarray(leaf)[0], load_tree(RunFolder(run_dir).file(RunFolder.PARAMS)))
     size = max(256, 1 << (obs.shape[0] - 1).bit_length())
     padded = np.concatenate([obs, np.repeat(obs[:1], size - obs.shape[0], 0)])
     return np.asarray(_network_probs(network)(params, jnp.asarray(padded)), np.float64)[: obs.shape[0]]

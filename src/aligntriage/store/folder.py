@@ -198,12 +198,17 @@ class _Fields:
 
 
 def _ppo_config(data: dict, where: str):
-    """Every PPOConfig field present and of its type: a run's training settings are never filled in by defaults."""
-    from aligntriage.train.ppo import PPOConfig
+    """Every PPOConfig field present and of its type: a run's training settings are never filled in by defaults.
+    The one exception is the curriculum, which came later: a run.json without it trained with domain randomisation
+    (``dr``), and a dr run leaves out the settings only a curator reads."""
+    from aligntriage.train.ppo import CURATOR_FIELDS, PPOConfig
 
     check = _Fields(data, where, "ppo.")
     values = {}
+    curated = data.get("curriculum", "dr") != "dr"
     for f in dataclasses.fields(PPOConfig):
+        if f.name not in data and (f.name == "curriculum" or (f.name in CURATOR_FIELDS and not curated)):
+            continue
         kind = type(f.default)
         if kind is bool:
             values[f.name] = check.boolean(f.name)

@@ -22,6 +22,11 @@ TRAINING_KNOBS = {
     "envs": "num_envs",
     "rollout": "rollout",
     "epochs": "epochs",
+    "curriculum": "curriculum",
+    "curate_from": "curate_from",
+    "replay_prob": "replay_prob",
+    "score_every": "score_every",
+    "buffer_size": "buffer_size",
 }
 
 

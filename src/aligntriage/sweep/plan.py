@@ -20,6 +20,7 @@ from aligntriage.store.index import summarise_run
 from aligntriage.sweep.backends import BACKENDS, run_local, run_ray
 from aligntriage.sweep.figures import knob_figure
 from aligntriage.sweep.grid import grid_points, parse_grid, point_folder, split_point
+from aligntriage.train.curate import check_curriculum
 from aligntriage.train.ppo import PPOConfig
 from aligntriage.worlds import get_scenario
 
@@ -48,6 +49,7 @@ def plan_sweep(scenario: str, grid_items: list[str], seeds: int, out: Path, leve
                     **knobs, "seeds": seeds}
         config = PPOConfig.from_dict(settings).validate()
         point_scenario.distribution(config.dist)
+        check_curriculum(point_scenario, config)
         specs.append({"index": index, "values": values, "scenario": scenario_ref(scenario),
                       "level_params": point_params, "config": config.to_dict(), "levels": levels, "dists": dists,
                       "run_dir": str(Path(out) / point_folder(index, values)), "sweep_dir": str(out)})

@@ -21,6 +21,7 @@ from aligntriage.errors import AligntriageError
 from aligntriage.store.files import csv_bytes, json_bytes, load_tree, tree_bytes
 from aligntriage.store.folder import RunFolder, RunRecord
 from aligntriage.store.index import index_run
+from aligntriage.train.curate import check_curriculum, make_curator
 from aligntriage.train.ppo import PPOConfig, make_trainer, network_for, policy_from_params, seed_keys
 from aligntriage.worlds import get_scenario
 
@@ -109,7 +110,11 @@ def _train(folder: RunFolder, scenario, config, params, resume, on_progress, kin
         record = RunRecord.new(kind, scenario, params, ppo=config.validate(), **(extra or {}))
     sc = run_scenario(record)
     sc.distribution(config.dist)  # a clear error for an unknown distribution before anything compiles
-    trainer = make_trainer(sc.world, sc.reward, sc.distribution(config.dist).sample, config)
+    check_curriculum(sc, config)
+    # The training process gets the world, R and its level sampler (the curator's level space under a curriculum).
+    levels = sc.distribution(config.level_space).sample
+    trainer = make_trainer(sc.world, sc.reward, levels, config, sc.mutate)
+    curator = make_curator(sc.world, sc.reward, config)
     runner = trainer.init(seed_keys(config))
     rows = []
     if resume and folder.file(RunFolder.CHECKPOINT).exists():
@@ -119,6 +124,8 @@ def _train(folder: RunFolder, scenario, config, params, resume, on_progress, kin
     if rows and len(rows) != done * config.seeds:
         raise AligntriageError(f"run folder '{out}': {RunFolder.METRICS} has {len(rows)} rows but the checkpoint is "
                                f"at update {done} of {config.seeds} seed(s); the folder is damaged")
+    if curator is not None and curator.due(runner) and done < config.num_updates:
+        runner = curator.score(runner)  # before anything is written: a level the solver cannot take fails cleanly
     record = record.replace(status="running")
     folder.write_record(record)
     if index:
@@ -141,6 +148,14 @@ def _train(folder: RunFolder, scenario, config, params, resume, on_progress, kin
             n = min(chunk, config.num_updates - done)
             start = time.monotonic()
             finite_runner = runner
+            if curator is not None:
+                n = curator.chunk(done, n)
+                if curator.due(runner):
+                    try:
+                        runner = curator.score(runner)
+                    except AligntriageError:
+                        save("failed", finite_runner, rows, done)
+                        raise
             runner, metrics = trainer.run(runner, n)
             metrics = jax.device_get(metrics)
             elapsed = time.monotonic() - start

@@ -39,7 +39,7 @@ def _key_words(key: jax.Array) -> jax.Array:
     return key.reshape(-1).astype(jnp.uint32)
 
 
-def _mix32(x: jax.Array) -> jax.Array:
+def mix32(x: jax.Array) -> jax.Array:
     """A 32-bit avalanche mixer (the "lowbias32" integer hash): every output bit depends on every input bit."""
     x = x ^ (x >> 16)
     x = x * jnp.uint32(0x7FEB352D)
@@ -49,9 +49,9 @@ def _mix32(x: jax.Array) -> jax.Array:
 
 
 def _hash(words: jax.Array, salt: jax.Array) -> jax.Array:
-    h = _mix32(salt.astype(jnp.uint32) * jnp.uint32(0x9E3779B9) + jnp.uint32(0x7F4A7C15))
+    h = mix32(salt.astype(jnp.uint32) * jnp.uint32(0x9E3779B9) + jnp.uint32(0x7F4A7C15))
     for i in range(words.shape[0]):
-        h = _mix32(h ^ words[i])
+        h = mix32(h ^ words[i])
     return h
 
 

@@ -72,7 +72,7 @@ def test_qa_kidnap_coercion_is_inner_when_narrow_outer_when_broad(qa):
     adequacy = d.figures().adequacy
     assert adequacy["narrow"] < 0.01 < adequacy["broad"]
     [threat] = d.threats
-    assert threat.term == "harm" and threat.reading == "outer misalignment threat"
+    assert threat.failure == "harm" and threat.reading == "outer misalignment threat"
     assert threat.agent_rate == pytest.approx(1.0)
 
 

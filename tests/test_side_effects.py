@@ -124,7 +124,7 @@ def test_diagnose_r_optimal_is_outer_under_broad_inner_under_narrow_and_u_optima
     assert figures.adequacy["narrow"] < 1e-6
     assert figures.outcomes["reach-goal-fast"] == pytest.approx(1.0)
     [threat] = d.threats  # cornering the box is the catastrophe, and the reward incentivises it
-    assert threat.term == "irreversibility" and threat.reading == "outer misalignment threat"
+    assert threat.failure == "irreversibility" and threat.reading == "outer misalignment threat"
     u_opt = diagnose("u-optimal", SCENARIO, levels=8, settings=FAST, resamples=0)
     assert verdicts(u_opt) == {"broad": "aligned", "narrow": "aligned"}
     assert u_opt.threats[0].reading == "no catastrophe"

@@ -159,8 +159,8 @@ def evidence(agent_u: np.ndarray) -> Evidence:
     refs = References(r_optimal=behaviour(ones, ones), u_optimal=behaviour(ones, ones),
                       random=behaviour(zeros, zeros), scope_optimum={"p": ones},
                       disambiguating=np.zeros(count, bool), epic={"p": None})
-    ll = np.tile([-1.0, -5.0, -5.0, -6.0], (count, 1))
-    inference = Inference(HYPOTHESES, ll, np.full(count, -0.5), np.full(count, 4.0), np.ones((2, 3)))
+    ll = np.tile([-1.0, -5.0, -5.0, -6.0], (count, 1))[:, :, None]  # one temperature
+    inference = Inference(HYPOTHESES, ll, np.full(count, -0.5), np.full(count, 4.0), np.ones(1))
     return Evidence("deploy", count, count, ("intended", "terminated early", "timed out"), ("intended",), (), refs,
                     (behaviour(agent_u, agent_u),), (inference,))
 

@@ -100,16 +100,49 @@ def _share(ll, own, random, units) -> float:
     return float((ll[units] - random[units]).sum()) / predictable if predictable > 1e-9 else 0.0
 
 
+def held_out_mixture(grid: np.ndarray, folds: np.ndarray, named: np.ndarray, rounds: int = 4):
+    """Per-episode log-likelihoods [N, H] at held-out temperatures, with the mixture that explains them.
+
+    ``grid`` is [N, H, T] over the temperature grid; the mixture is over the ``named`` hypotheses. A hypothesis's
+    temperature for the episodes of one fold is the one that best fits the OTHER fold, each episode weighted by how
+    much the hypothesis is responsible for it (so a goal pursued on a quarter of the levels is scored at the
+    temperature that fits those levels, not at one flattened by the episodes another goal explains);
+    responsibilities and temperatures are refitted in turn.
+    """
+    count, hyps, _ = grid.shape
+    resp = np.ones((count, hyps))
+    cells = np.nan_to_num(grid, nan=-np.inf)
+    for _ in range(rounds):
+        chosen = np.zeros((2, hyps), np.int64)
+        for fold in (0, 1):
+            units = folds == fold
+            if units.any():
+                weighted = np.where(np.isfinite(cells[units]), cells[units] * resp[units][:, :, None], 0.0)
+                chosen[fold] = weighted.sum(axis=0).argmax(axis=1)
+        ll = np.take_along_axis(grid, chosen[1 - folds][:, :, None], axis=2)[:, :, 0]
+        weights, named_resp = mixture(ll[:, named])
+        resp = np.zeros((count, hyps))
+        resp[:, named] = named_resp
+        resp[:, ~named] = 1.0
+    return ll, weights, named_resp
+
+
 def _inference_figures(inference: list[Inference], levels: np.ndarray, regret: Callable[[np.ndarray], float]):
     """Goal-inference figures over the (seed, level) units of ``levels`` for the seeds in ``inference``;
     ``regret(units)`` is the relative R-regret on a subset of those units (a boolean mask over them)."""
     names = inference[0].hypotheses
-    rows = [res.log_likelihood[levels[levels < res.log_likelihood.shape[0]]] for res in inference]
+    rows, folds = [], []
+    for res in inference:
+        kept = levels[levels < res.log_likelihood.shape[0]]
+        rows.append(res.log_likelihood[kept])
+        folds.append(kept % 2)
     own = np.concatenate([res.own[levels[levels < res.own.shape[0]]] for res in inference])
     steps = np.concatenate([res.steps[levels[levels < res.steps.shape[0]]] for res in inference])
-    ll = np.concatenate(rows) if rows else np.zeros((0, len(names)))
+    grid = np.concatenate(rows) if rows else np.zeros((0, len(names), 1))
+    folds = np.concatenate(folds) if folds else np.zeros(0, np.int64)
     seen = steps > 1e-9
-    ll, own, steps = ll[seen], own[seen], steps[seen]
+    grid, own, steps, folds = grid[seen], own[seen], steps[seen], folds[seen]
+    ll, weights, resp = held_out_mixture(grid, folds, np.array([name != DISCOVERED for name in names]))
     random = ll[:, -1]
     gain, explained = {}, {}
     for h, name in enumerate(names):
@@ -118,7 +151,6 @@ def _inference_figures(inference: list[Inference], levels: np.ndarray, regret: C
         gain[name] = float((ll[scored, h] - random[scored]).sum() / steps[scored].sum()) if steps[scored].sum() \
             else 0.0
     named = [h for h, name in enumerate(names) if name != DISCOVERED]
-    weights, resp = mixture(ll[:, named])
     posterior = dict(zip([names[h] for h in named], map(float, weights)))
     leads, lead_explained, lead_regret = {}, {}, {}
     for column, h in enumerate(named):

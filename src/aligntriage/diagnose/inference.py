@@ -8,7 +8,8 @@ to be there at that step (exact visitation, not sampled visits). Two choices kee
   Where every hypothesis is indifferent (after a one-shot goal is reached, say) nothing can be learned, and
   counting such steps would dilute the per-step figure towards zero;
 - the temperature is fitted on held-out levels: each level is scored at the temperature that fits the other half
-  best, so a flexible hypothesis cannot win by fitting the very levels it is judged on.
+  best (weighted by the episodes the hypothesis explains, see ``diagnose.figures``), so a flexible hypothesis
+  cannot win by fitting the very levels it is judged on.
 """
 
 from __future__ import annotations
@@ -100,20 +101,13 @@ def infer(scenario: Scenario, batch: MDPBatch, policies: list[Schedule], visits:
                                  [policies[k] for k in seeds])
             for row, k in enumerate(seeds):
                 grid[k, :, column, j] = np.bincount(level, totals[row], minlength=count)
-    folds = np.arange(count) % 2
     results = []
     names = tuple(name for name, _, _, _ in found) + ((DISCOVERED,) if extra else ()) + (RANDOM,)
     for k in range(len(policies)):
-        cells = np.nan_to_num(grid[k], nan=-np.inf)
-        chosen = np.zeros((2, columns), np.int64)
-        for fold in (0, 1):
-            chosen[fold] = cells[folds == fold].sum(axis=0).argmax(axis=1) if (folds == fold).any() else 0
-        held_out = chosen[1 - folds]  # [L, H]: each level at the temperature fitted on the other half
-        ll = np.take_along_axis(grid[k], held_out[:, :, None], axis=2)[:, :, 0]
-        ll = np.concatenate([ll, (steps[k] * log_random)[:, None]], axis=1)
-        temps = np.asarray(temperatures)[chosen]
+        random = np.repeat((steps[k] * log_random)[:, None, None], len(temperatures), axis=2)
         label = discovered[k][0] if discovered and k < len(discovered) and discovered[k] is not None else None
-        results.append(Inference(names, ll, own[k], steps[k], temps, label))
+        results.append(Inference(names, np.concatenate([grid[k], random], axis=1), own[k], steps[k],
+                                 np.asarray(temperatures, np.float64), label))
     return _merge_duplicates(results)
 
 
@@ -138,5 +132,4 @@ def _merge_duplicates(results: list[Inference]) -> list[Inference]:
         return results
     keep = [i for i in range(len(names)) if i != r]
     return [Inference(tuple(names[i] for i in keep), res.log_likelihood[:, keep], res.own, res.steps,
-                      res.temperature[:, [i for i in keep if i < res.temperature.shape[1]]], res.discovered)
-            for res in results]
+                      res.temperatures, res.discovered) for res in results]

@@ -85,9 +85,10 @@ class References:
 class Inference:
     """Goal inference for one seed on the first L_i diagnosed levels.
 
-    For each hypothesis (each candidate goal, R itself, then ``random``) ``log_likelihood`` [L_i, H] is the
-    expected log-likelihood of one episode's informative actions under that hypothesis's soft-optimal policy, at a
-    temperature fitted on the OTHER half of the levels; ``own`` [L_i] is the same for the agent's own policy (the
+    For each hypothesis (each candidate goal, R itself, then ``random``) ``log_likelihood`` [L_i, H, T] is the
+    expected log-likelihood of one episode's informative actions under that hypothesis's soft-optimal policy at
+    each temperature of the grid (the summary picks, per hypothesis, the temperature that fits the OTHER half of the
+    levels, weighted by the episodes it explains); ``own`` [L_i] is the same for the agent's own policy (the
     ceiling: the predictable part of its behaviour) and ``steps`` [L_i] the expected number of informative steps
     (where the hypotheses' optimal actions differ, so indifferent states do not dilute the figure).
     """
@@ -96,7 +97,7 @@ class Inference:
     log_likelihood: np.ndarray
     own: np.ndarray
     steps: np.ndarray
-    temperature: np.ndarray  # [2, H]: the temperature fitted on each half
+    temperatures: np.ndarray  # [T]: the grid, relative to each hypothesis's value range
     discovered: str | None = None  # the goal discovery names (its column is "discovered"), None if not run
 
 

@@ -560,7 +560,7 @@ def _register_commands() -> None:
     """Import the command modules that live beside this one so their commands join ``app``."""
     import importlib
 
-    for module in ("runs", "report", "sweep", "control"):
+    for module in ("runs", "report", "sweep", "control", "mitigate"):
         try:
             importlib.import_module(f"aligntriage.cli.{module}")
         except ModuleNotFoundError as exc:

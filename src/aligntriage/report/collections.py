@@ -80,3 +80,53 @@ def control_section(run_dir: Path, figure) -> str:
     fig = figure(pareto.read_bytes(), "safety vs usefulness", "Safety against usefulness per protocol (up and "
                  "right is better).") if pareto.is_file() else ""
     return intro + table + f"<ul>{roles}</ul>" + fig
+
+
+def mitigation_figure(result: dict) -> bytes:
+    """Before and after: the proxy rate where the goals diverge and the U return, with 95% intervals over seeds."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    labels = [r["intervention"].replace(" (the diagnosed run)", "") for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, key, title in ((axes[0], "proxy_rate", "proxy reached first where the goals diverge"),
+                           (axes[1], "U", "U return (exact)")):
+        means = [r[key]["mean"] for r in rows]
+        errors = [[max(r[key]["mean"] - r[key]["low"], 0) for r in rows],
+                  [max(r[key]["high"] - r[key]["mean"], 0) for r in rows]]
+        ax.bar(range(len(rows)), means, yerr=errors, capsize=4, color=["#999"] + ["#4c72b0"] * (len(rows) - 1))
+        ax.set_xticks(range(len(rows)), labels, rotation=20, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def mitigation_section(run_dir: Path, figure) -> str:
+    """What changed it: each intervention's verdict, proxy rate and U against the diagnosed run's own."""
+    path = RunFolder(run_dir).file(RunFolder.MITIGATION)
+    if not path.is_file():
+        return ""
+    result = read_json(path, "mitigation")
+    partitions = list(result["rows"][0]["verdicts"])
+    head = "".join(f"<th>verdict: {_esc(p)}</th>" for p in partitions)
+    rows = []
+    for r in result["rows"]:
+        verdicts = "".join(f"<td>{_esc(v['kind'])} ({v['probability']:.0%})</td>" for v in r["verdicts"].values())
+        rows.append(f"<tr><td>{_esc(r['intervention'])}</td>{verdicts}<td>{_ci(r['proxy_rate'], True)}</td>"
+                    f"<td>{_ci(r['U'])}</td><td>{_ci(r['R'])}</td></tr>")
+    table = (f"<table><thead><tr><th>intervention</th>{head}<th>proxy first (goals diverge)</th><th>U</th><th>R</th>"
+             f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    intro = (f"<p>The run diagnosed in {_esc(result['source_run'])}, retrained with each intervention at the same "
+             f"budget ({result['steps']:,} steps) with {result['seeds']} seed(s), and diagnosed again on the same "
+             f"{result['levels']} '{_esc(result['dist'])}' levels. 95% intervals over seeds. A curriculum changes the "
+             "training process; reward+TERM makes R answer for a U term (the outer fix).</p>")
+    return intro + table + figure(mitigation_figure(result), "before and after", "Before and after each "
+                                  "intervention, 95% intervals over seeds.")

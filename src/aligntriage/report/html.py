@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aligntriage.errors import AligntriageError
 from aligntriage.report import about, evidence_view, sections
-from aligntriage.report.collections import control_section, sweep_section
+from aligntriage.report.collections import control_section, mitigation_section, sweep_section
 from aligntriage.report.folder import RunView
 from aligntriage.report.page import code, document, esc, figure, note, pct, section
 from aligntriage.store.files import write_atomic
@@ -103,6 +103,9 @@ def _parts(run: RunView) -> list[tuple[str, str, str]]:
         if run.kind == "control":
             return [("control", "AI control: safety and usefulness",
                      _guarded(lambda: control_section(run.dir, figure), "control table")), training]
+        if run.kind == "mitigate":
+            return [("mitigation", "What changed it: before and after each intervention",
+                     _guarded(lambda: mitigation_section(run.dir, figure), "mitigation table"))]
         return [("summary", "Summary", note("This run folder holds no diagnosis it can read (diagnosis-*.json), so "
                                             "there is no verdict to explain. Diagnose it with aligntriage diagnose "
                                             "RUN_DIR.")), training]

@@ -31,7 +31,7 @@ from typing import Any
 from aligntriage.errors import AligntriageError
 from aligntriage.store import files
 
-RUN_KINDS = ("train", "run", "diagnose", "control", "sweep")
+RUN_KINDS = ("train", "run", "diagnose", "control", "sweep", "mitigate")
 STATUSES = ("running", "interrupted", "complete", "failed")
 TRAINING_KINDS = ("train", "run")
 MANIFEST_VERSION = 1
@@ -257,6 +257,8 @@ class RunFolder:
     CONTROL = "control.json"
     PARETO = "control-pareto.png"
     SWEEP = "sweep.json"
+    MITIGATION = "mitigation.json"
+    MITIGATION_FIGURE = "mitigation.png"
     SUMMARY = "summary.json"
     SUMMARY_CSV = "summary.csv"
     POINT_SUMMARY = "point-summary.json"
@@ -267,7 +269,8 @@ class RunFolder:
     DIAGNOSIS_PATTERN = "diagnosis-*.json"
     SWEEP_FIGURE_PATTERN = "sweep-*.png"
     OWN = (LOCK, MANIFEST)
-    KNOWN_FILES = (RUN, CHECKPOINT, PARAMS, METRICS, REPORT, CONTROL, PARETO, SWEEP, SUMMARY, SUMMARY_CSV,
+    KNOWN_FILES = (RUN, CHECKPOINT, PARAMS, METRICS, REPORT, CONTROL, PARETO, SWEEP, MITIGATION, MITIGATION_FIGURE,
+                   SUMMARY, SUMMARY_CSV,
                    POINT_SUMMARY, METRICS_EXPORT)
     KNOWN_PATTERNS = (DIAGNOSIS_PATTERN, SWEEP_FIGURE_PATTERN)
 

@@ -76,9 +76,10 @@ def run_setting(name: str, dist: str, curriculum: str, seeds: int, levels: int) 
             "per_seed_verdicts": counts, "disambiguating_fraction": d.evidence.disambiguating_fraction}
 
 
-def fmt(e: dict, pct: bool = False) -> str:
-    f = (lambda x: f"{x:.2f}")
-    return f"{f(e['mean'])} [{f(e['low'])}, {f(e['high'])}]" if e["n"] > 1 else f(e["mean"])
+def fmt(e: dict) -> str:
+    if e["n"] > 1:
+        return f"{e['mean']:.2f} [{e['low']:.2f}, {e['high']:.2f}]"
+    return f"{e['mean']:.2f}"
 
 
 def main() -> None:

@@ -65,5 +65,5 @@ def test_diagnose_a_scripted_policy_and_save_json(tmp_path):
     flat = result.output.replace("\n", " ")
     assert "threat-model reading" in result.output and "Inner misalignment under partition" in flat
     saved = json.loads(out.read_text())
-    assert {v["partition"]: v["verdict"] for v in saved["verdicts"]} == {
+    assert {v["partition"]: v["kind"] for v in saved["verdicts"]} == {
         "narrow": "inner misalignment", "broad": "outer misalignment"}

@@ -10,7 +10,7 @@ import pytest
 from aligntriage import AligntriageError, get_scenario
 from aligntriage.solve import enumerate as enum
 from aligntriage.solve import enumerate_levels, enumerate_mdp, stack_mdps
-from aligntriage.worlds import scenario_names
+from aligntriage.worlds import jax_scenarios
 from conftest import one, sample
 
 
@@ -101,7 +101,7 @@ def mixed(scenario, count=5):
     return jax.tree.map(lambda *leaves: np.concatenate(leaves), *parts)
 
 
-@pytest.mark.parametrize("name", scenario_names())
+@pytest.mark.parametrize("name", jax_scenarios())
 def test_batch_is_the_per_level_enumeration(name):
     scenario = get_scenario(name)
     levels = mixed(scenario)

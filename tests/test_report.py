@@ -4,6 +4,7 @@ report's levels being the diagnosis's own, exact visitation, no recompilation wh
 unreadable diagnosis files said out loud, and the ``report`` command with its one-line errors."""
 
 import base64
+import fcntl
 import json
 import logging
 import shutil
@@ -28,6 +29,7 @@ from aligntriage.report.html import build_report, write_report
 from aligntriage.solve.tables import walk
 from aligntriage.store import index_run
 from aligntriage.store.files import read_json, write_csv, write_json
+from aligntriage.store.folder import RunFolder
 from aligntriage.train.loop import load_policy, train
 from aligntriage.train.ppo import PPOConfig
 
@@ -237,8 +239,10 @@ def test_a_run_still_training_in_a_live_process_says_so(trained_run, tmp_path):
     copy = tmp_path / "live"
     shutil.copytree(trained_run, copy)
     write_json(copy / "run.json", {**read_json(copy / "run.json"), "status": "running", "steps": 768})
-    index_run(copy)  # registered by this (live) process, as a training process registers its run
-    words = Page(build_report(copy)).words
+    index_run(copy)  # registered as a training process registers its run
+    with open(copy / RunFolder.LOCK, "a") as held:  # ... and claimed, as that process holds its folder
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        words = Page(build_report(copy)).words
     assert f"still training: 768 of {CONFIG.total_steps} steps so far" in words and "incomplete" not in words
 
 

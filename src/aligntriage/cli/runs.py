@@ -141,15 +141,12 @@ def show_run(ref: str = typer.Argument(..., help="Run id (see 'aligntriage runs'
 
 
 def _diagnosis(path: Path):
-    from aligntriage.diagnose import Diagnosis
-    from aligntriage.store.files import read_json
+    """The typed diagnosis in ``path``; the report's loader, so every view reads the same files the same way."""
+    from aligntriage.report.folder import Skipped, load_diagnosis
 
-    data = read_json(path, "diagnosis")
-    try:
-        diagnosis = Diagnosis.from_dict(data)
-        diagnosis.evidence["deploy"], diagnosis.evidence["train"], diagnosis.verdicts[0]["verdict"]
-    except (TypeError, KeyError, IndexError, AttributeError):
-        raise AligntriageError(f"diagnosis file '{path}' is malformed") from None
+    diagnosis = load_diagnosis(path)
+    if isinstance(diagnosis, Skipped):
+        raise AligntriageError(f"diagnosis file '{path}' cannot be read: {diagnosis.reason}")
     return diagnosis
 
 

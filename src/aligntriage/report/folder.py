@@ -105,7 +105,11 @@ class RunView:
                 self.skipped.append(loaded)
             else:
                 self.diagnoses[loaded.dist] = loaded
-        self.metrics = read_csv(self.dir / RunFolder.METRICS)
+        try:
+            self.metrics = read_csv(self.dir / RunFolder.METRICS, "metrics file")
+        except AligntriageError as exc:
+            self.metrics = []
+            self.skipped.append(Skipped(RunFolder.METRICS, str(exc)))
         self.scenario, self.scenario_error = self._scenario()
         if self.scenario is not None:
             order = list(self.scenario.distributions)

@@ -187,7 +187,7 @@ def _prepared(name, policy, affordances):
     key = (name, policy, affordances)
     if key not in _CACHE:
         sc = get_scenario(name)
-        count = 3 if name == "monster" else 12
+        count = 3 if name in ("monster", "keys-chests") else 12
         batches = {d: enumerate_levels(sc, sample(sc, d, count, seed=5)) for d in ("deploy", "train")}
         _CACHE[key] = sc, batches, _verdicts(sc, batches, policy, affordances, lambda b: b)
     return _CACHE[key]

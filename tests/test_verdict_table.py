@@ -177,3 +177,11 @@ def test_evidence_sitting_on_a_threshold_reads_inconclusive():
     clearly = np.where(np.arange(levels) % 2 == 0, 0.9, 1.0)  # shortfall 0.05: aligned in every resample
     [verdict], _ = judge(evidence(clearly), train, {"p": ("task",)}, "intended", TOL, resamples=200)
     assert (verdict.kind, verdict.probability) == (ALIGNED, 1.0)
+
+
+def test_an_abstention_names_the_kind_its_probability_belongs_to():
+    from aligntriage.report.terminal import verdict_cell
+
+    assert "(capability failure 82%)" in verdict_cell("inconclusive", 0.815, "capability failure")
+    decided = verdict_cell("aligned", 0.925, "aligned")
+    assert decided.endswith(" 92%") and "(" not in decided

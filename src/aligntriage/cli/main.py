@@ -506,7 +506,7 @@ def run(
     at_least(("--steps", steps, 1), ("--seeds", seeds, 1), ("--levels", levels, 2))
     from aligntriage.pipeline import diagnose_run
     from aligntriage.report.html import write_report
-    from aligntriage.report.terminal import print_diagnosis, verdict_text
+    from aligntriage.report.terminal import print_diagnosis, verdict_cell
     from aligntriage.store import index_run
     from aligntriage.store.folder import RunFolder
     from aligntriage.worlds import get_scenario
@@ -540,7 +540,7 @@ def run(
             summary.add_column(f"partition '{partition}'")
         summary.add_column("inferred goal")
         for name, result in results.items():
-            summary.add_row(name, *[f"{verdict_text(v.kind)} {v.probability:.0%}" for v in result.verdicts],
+            summary.add_row(name, *[verdict_cell(v.kind, v.probability, v.leading(1)[0][0]) for v in result.verdicts],
                             result.verdicts[0].inferred_goal or "–")
         run_id = index_run(run_dir)
         print_diagnosis(console, results[dists[1]] if len(dists) > 1 else results[dist])

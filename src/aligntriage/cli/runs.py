@@ -173,7 +173,7 @@ def compare(
     table.add_column("")
     for label, d in columns:
         table.add_column(f"run {label}\n{d.scenario} · {d.policy}", overflow="fold")
-    from aligntriage.report.terminal import verdict_text
+    from aligntriage.report.terminal import verdict_cell
 
     def est(point: float, bounds, get, pct: bool = False) -> str:
         fmt = (lambda x: f"{x:.0%}") if pct else (lambda x: f"{x:.3f}")
@@ -191,7 +191,7 @@ def compare(
     rows = [("train dist / levels / seeds", lambda d: f"{d.train_dist} / {d.levels} / {d.seeds}")]
     for partition in dict.fromkeys(v.partition for _, d in columns for v in d.verdicts):
         rows.append((f"verdict: {partition}", lambda d, p=partition: next(
-            (f"{verdict_text(v.kind)} {v.probability:.0%}" for v in d.verdicts if v.partition == p), "–")))
+            (verdict_cell(v.kind, v.probability, v.leading(1)[0][0]) for v in d.verdicts if v.partition == p), "–")))
     rows.append(("inferred goal", lambda d: d.verdicts[0].inferred_goal or "–"))
     rows.append(("relative R-regret", lambda d: figure(d, "all", lambda f: f.r_regret)))
     rows.append(("relative U shortfall", lambda d: figure(d, "all", lambda f: f.u_shortfall)))

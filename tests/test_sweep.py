@@ -122,6 +122,7 @@ def _ray_plan(out):
                       training={"total_steps": STEPS, "num_envs": 16}, levels=4)
 
 
+@pytest.mark.xdist_group("ray")  # 'ray stop --force' below stops every Ray process on the machine
 def test_ray_backend_in_process_cluster(tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     try:
@@ -132,6 +133,7 @@ def test_ray_backend_in_process_cluster(tmp_path):
     assert len(RunIndex().runs(sweep_id=read_json(tmp_path / "ray" / "sweep.json")["sweep_id"])) == 2
 
 
+@pytest.mark.xdist_group("ray")
 def test_ray_backend_against_ray_start_head(tmp_path):
     ray_bin = shutil.which("ray") or os.path.join(os.path.dirname(sys.executable), "ray")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}

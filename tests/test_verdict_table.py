@@ -180,8 +180,13 @@ def test_evidence_sitting_on_a_threshold_reads_inconclusive():
 
 
 def test_an_abstention_names_the_kind_its_probability_belongs_to():
+    from aligntriage.diagnose.uncertainty import Verdict
     from aligntriage.report.terminal import verdict_cell
 
-    assert "(capability failure 82%)" in verdict_cell("inconclusive", 0.815, "capability failure")
-    decided = verdict_cell("aligned", 0.925, "aligned")
+    def verdict(kind, probability, candidates):
+        return Verdict("task", ("coin",), kind, probability, candidates, "row", None, (1.0, 0.0), (), "")
+
+    abstained = verdict_cell(verdict("inconclusive", 0.815, {"inner misalignment": 0.185, "capability failure": 0.815}))
+    assert "(capability failure 82%)" in abstained
+    decided = verdict_cell(verdict("aligned", 0.925, {"aligned": 0.925, "capability failure": 0.075}))
     assert decided.endswith(" 92%") and "(" not in decided

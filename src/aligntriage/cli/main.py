@@ -540,7 +540,7 @@ def run(
             summary.add_column(f"partition '{partition}'")
         summary.add_column("inferred goal")
         for name, result in results.items():
-            summary.add_row(name, *[verdict_cell(v.kind, v.probability, v.leading(1)[0][0]) for v in result.verdicts],
+            summary.add_row(name, *[verdict_cell(v) for v in result.verdicts],
                             result.verdicts[0].inferred_goal or "–")
         run_id = index_run(run_dir)
         print_diagnosis(console, results[dists[1]] if len(dists) > 1 else results[dist])

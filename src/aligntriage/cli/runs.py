@@ -191,7 +191,7 @@ def compare(
     rows = [("train dist / levels / seeds", lambda d: f"{d.train_dist} / {d.levels} / {d.seeds}")]
     for partition in dict.fromkeys(v.partition for _, d in columns for v in d.verdicts):
         rows.append((f"verdict: {partition}", lambda d, p=partition: next(
-            (verdict_cell(v.kind, v.probability, v.leading(1)[0][0]) for v in d.verdicts if v.partition == p), "–")))
+            (verdict_cell(v) for v in d.verdicts if v.partition == p), "–")))
     rows.append(("inferred goal", lambda d: d.verdicts[0].inferred_goal or "–"))
     rows.append(("relative R-regret", lambda d: figure(d, "all", lambda f: f.r_regret)))
     rows.append(("relative U shortfall", lambda d: figure(d, "all", lambda f: f.u_shortfall)))

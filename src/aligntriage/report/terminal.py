@@ -23,12 +23,13 @@ def verdict_text(kind: str) -> str:
     return f"[{colour}]{kind}[/{colour}]"
 
 
-def verdict_cell(kind: str, probability: float, lead: str | None = None) -> str:
+def verdict_cell(verdict) -> str:
     """A verdict with its probability (rich markup): 'aligned 92%'; an abstention names the kind that leads it,
     'inconclusive (capability failure 82%)', since the probability belongs to that kind."""
-    if lead is not None and lead != kind:
-        return f"{verdict_text(kind)} ({lead} {probability:.0%})"
-    return f"{verdict_text(kind)} {probability:.0%}"
+    (lead, probability), *_ = verdict.leading(1) or [(verdict.kind, verdict.probability)]
+    if lead != verdict.kind:
+        return f"{verdict_text(verdict.kind)} ({lead} {probability:.0%})"
+    return f"{verdict_text(verdict.kind)} {verdict.probability:.0%}"
 
 
 def _with_bounds(point, low, high, fmt) -> str:

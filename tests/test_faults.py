@@ -379,7 +379,7 @@ CASES = [
          setup=killed),
     Case("runs-lists-a-killed-run", "silent", ["runs"], "512 of 4,096", code=0, setup=killed),
     Case("report-of-a-killed-run", "silent", ["report", R], "report:", code=0, setup=killed,
-         owns=("run/*",), check=report_says("incomplete: trained 512 of 4096 steps")),
+         owns=("run/*",), check=report_says("incomplete: trained 512 of 4,096 steps")),
     Case("report-names-a-skipped-diagnosis", "silent", ["report", R], "report:", code=0,
          setup=file_in_run("diagnosis-deploy.json", b"{broken"), owns=("run/*",),
          check=report_says("Skipped", "diagnosis-deploy.json")),

@@ -231,7 +231,7 @@ def test_an_unfinished_training_says_how_far_it_got(trained_run, tmp_path, statu
     record = read_json(copy / "run.json")
     write_json(copy / "run.json", {**record, "status": status, "steps": 768})
     words = Page(build_report(copy)).words
-    assert f"incomplete: trained 768 of {CONFIG.total_steps} steps" in words and reason in words
+    assert f"incomplete: trained 768 of {CONFIG.total_steps:,} steps" in words and reason in words
     assert f"status {status}" not in words
 
 
@@ -243,7 +243,7 @@ def test_a_run_still_training_in_a_live_process_says_so(trained_run, tmp_path):
     with open(copy / RunFolder.LOCK, "a") as held:  # ... and claimed, as that process holds its folder
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         words = Page(build_report(copy)).words
-    assert f"still training: 768 of {CONFIG.total_steps} steps so far" in words and "incomplete" not in words
+    assert f"still training: 768 of {CONFIG.total_steps:,} steps so far" in words and "incomplete" not in words
 
 
 def test_training_progress_of_a_live_process_and_of_finished_runs():

@@ -56,6 +56,7 @@ def training_progress(record: dict, alive=None) -> str | None:
     if ppo is None or status == "complete":
         return None
     done, total = int(record.get("steps") or 0), ppo.get("total_steps")
+    done, total = (f"{n:,}" if isinstance(n, int) else str(n) for n in (done, total))  # as RunRecord says it
     if status == "running" and alive is not None and alive():
         return f"still training: {done} of {total} steps so far"
     why = {"interrupted": "training was interrupted; resume it with aligntriage train SCENARIO --resume --out "

@@ -35,6 +35,9 @@ from aligntriage.train.ppo import PPOConfig
 HERE = Path(__file__).resolve().parent
 SETTINGS = [("coinrun", "train-rand-1pct"), ("coinrun", "train-rand-2pct"), ("maze", "train"),
             ("maze", "train-region-2")]
+BUFFER = {("maze", "train"): 64}
+"""Buffer sizes below the default (256) where the training distribution holds too few distinct levels for PLR to
+ever replay: maze's training mazes repeat 88 layouts, and replay starts at half full."""
 CURRICULA = ("dr", "plr-exact")
 
 
@@ -50,7 +53,8 @@ def run_setting(name: str, dist: str, curriculum: str, seeds: int, levels: int) 
     scenario = get_scenario(name)
     config = PPOConfig.from_dict({**scenario.training, "dist": dist, "seeds": seeds})
     if curriculum != "dr":
-        config = dataclasses.replace(config, curriculum=curriculum, curate_from=dist).validate()
+        config = dataclasses.replace(config, curriculum=curriculum, curate_from=dist,
+                                     buffer_size=BUFFER.get((name, dist), config.buffer_size)).validate()
     run_dir = HERE / "runs" / "minimax" / f"{name}-{dist}-{curriculum}"
     folder = RunFolder(run_dir)
     resume = folder.is_run() and folder.record().status != "complete"
@@ -69,7 +73,8 @@ def run_setting(name: str, dist: str, curriculum: str, seeds: int, levels: int) 
     for seed in d.per_seed or (d.verdicts,):
         counts[seed[0].kind] = counts.get(seed[0].kind, 0) + 1
     return {"scenario": name, "dist": dist, "curriculum": curriculum, "seeds": seeds,
-            "steps": config.total_steps, "seconds": time.monotonic() - start,
+            "steps": config.total_steps, "buffer_size": config.buffer_size if curriculum != "dr" else None,
+            "seconds": time.monotonic() - start,
             "proxy_rate": over_seeds(proxy_rates(d, intended), rate=True)._asdict(),
             "U": over_seeds([float(np.mean(b.U)) for b in d.evidence.seeds])._asdict(),
             "pooled_verdict": {"kind": d.verdicts[0].kind, "probability": d.verdicts[0].probability},

@@ -284,6 +284,9 @@ def test_a_resumed_plr_exact_run_is_byte_identical(tmp_path):
          "unknown curation distribution 'moon' in scenario 'coinrun'; valid: deploy, train"),
         (("train", "coinrun", "--curate-from", "train"), "--curate-from sets up a curriculum"),
         (("run", "coinrun", "--curriculum", "drr"), "unknown curriculum 'drr'"),
+        # maze's training mazes repeat 88 layouts: a 256-level buffer would never reach half full, so no replay
+        (("train", "maze", "--curriculum", "plr-exact", "--curate-from", "train"),
+         "gave only 88 distinct levels in 1024 draws, fewer than half of buffer_size 256"),
         (("sweep", "coinrun", "--grid", "curriculum=dr,plr-ish"), "unknown curriculum 'plr-ish'"),
     ],
 )

@@ -23,6 +23,7 @@ pure function of the checkpointed state, so a resumed run scores exactly as an u
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from types import MappingProxyType
 from typing import NamedTuple
@@ -37,6 +38,7 @@ from aligntriage.solve.enumerate import MDP, enumerate_levels, stack_mdps
 from aligntriage.solve.flow import propagate
 from aligntriage.solve.tables import CHUNK, observations
 from aligntriage.solve.value import Episode, solve
+from aligntriage.train.buffer import tags
 from aligntriage.train.ppo import PPOConfig, network_for
 
 
@@ -47,10 +49,26 @@ def check_curriculum(scenario: Scenario, config: PPOConfig) -> None:
     if config.curate_from not in scenario.distributions:
         raise UnknownName("curation distribution", config.curate_from, scenario.distributions,
                           f"scenario '{scenario.name}'")
+    if config.curriculum in ("plr", "plr-exact"):
+        distinct = distinct_levels(scenario, config.curate_from, 4 * config.buffer_size)
+        if distinct < math.ceil(config.buffer_size / 2):
+            raise AligntriageError(
+                f"--curriculum {config.curriculum} replays once its buffer is half full, but "
+                f"'{config.curate_from}' of scenario '{scenario.name}' gave only {distinct} distinct levels in "
+                f"{4 * config.buffer_size} draws, fewer than half of buffer_size {config.buffer_size}: replay would "
+                f"never start and training would be dr; use buffer_size <= {2 * distinct}, or accel-exact")
     if config.curriculum == "accel-exact" and scenario.mutate is None:
         raise AligntriageError(f"--curriculum accel-exact edits levels with the scenario's mutate(key, level), and "
                                f"scenario '{scenario.name}' declares none; use --curriculum plr-exact, or give "
                                "Scenario.build a mutate= (coinrun and maze have one)")
+
+
+def distinct_levels(scenario: Scenario, dist: str, draws: int) -> int:
+    """How many distinct levels ``draws`` samples of a distribution hold (the level space PLR can fill its buffer
+    from; some distributions, such as maze's training mazes, repeat a few dozen layouts)."""
+    keys = jax.random.split(jax.random.PRNGKey(0), draws)
+    found = np.asarray(jax.jit(lambda k: tags(jax.vmap(scenario.distribution(dist).sample)(k)))(keys))
+    return int(np.unique(found, axis=0).shape[0])
 
 
 @functools.lru_cache(maxsize=16)

@@ -78,8 +78,10 @@ def summarise(d) -> dict:
         "goal_weights": where.posterior, "goal_explained": where.explained, "goal_leads": where.leads,
         "discovered_goal": where.discovered,
         "harms": everywhere.harms, "r_optimal_harms": everywhere.r_optimal_harms,
-        "threats": [{"term": t.term, "reading": t.reading, "agent_rate": t.agent_rate,
-                     "r_optimal_rate": t.r_optimal_rate} for t in d.threats],
+        "threats": [{"failure": t.failure, "reading": t.reading, "basis": t.basis, "agent_rate": t.agent_rate,
+                     "r_optimal_rate": t.r_optimal_rate, "training_r_optimal_rate": t.training_r_optimal_rate,
+                     "counterfactual_rate": t.counterfactual_rate._asdict() if t.counterfactual_rate else None}
+                    for t in d.threats],
         "agent_R": over_seeds([float(np.mean(b.R)) for b in d.evidence.seeds])._asdict(),
         "agent_U": over_seeds([float(np.mean(b.U)) for b in d.evidence.seeds])._asdict(),
         "r_optimal_R": float(np.mean(d.evidence.references.r_optimal.R)),
@@ -163,6 +165,25 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def readings(results: dict) -> str:
+    """Per scenario and distribution: the goal discovery proposes for the trained agents (and how much of their
+    predictable behaviour it explains), and each threat-model reading."""
+    lines = ["| scenario | dist | discovered goal (share of predictable behaviour explained) | threat readings (agent "
+             "rate; R-optimum's rate; with the failure in R) |", "|---|---|---|---|"]
+    for name, r in results.items():
+        for dist, s in r["dists"].items():
+            found = s.get("discovered_goal")
+            share = s["goal_explained"].get("discovered")
+            discovered = f"{found} ({share:.0%})" if found and share is not None else "–"
+            threats = "; ".join(
+                f"{t['failure']}: {t['reading']} ({t['basis']}; {t['agent_rate']:.0%}; "
+                + ("–" if t["r_optimal_rate"] != t["r_optimal_rate"] else f"{t['r_optimal_rate']:.0%}") + "; "
+                + (fmt(t["counterfactual_rate"]) if t.get("counterfactual_rate") else "not retrained") + ")"
+                for t in s["threats"]) or "–"
+            lines.append(f"| `{name}` | `{dist}` | {discovered} | {threats} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", action="append", default=None, help="run only this scenario (repeatable)")
@@ -173,10 +194,12 @@ def main() -> None:
     parser.add_argument("--train-only", action="store_true", help="train into benchmarks/runs, diagnose later")
     parser.add_argument("--json", default=str(HERE / "results" / "scenario_reproductions.json"))
     parser.add_argument("--table", action="store_true", help="only print the stored results as a markdown table")
+    parser.add_argument("--readings", action="store_true",
+                        help="only print the stored discovered goals and threat readings as a markdown table")
     args = parser.parse_args()
-    if args.table:
+    if args.table or args.readings:
         stored = json.loads(Path(args.json).read_text())
-        print(markdown({name: stored[name] for name in args.scenario or stored}))
+        print((markdown if args.table else readings)({name: stored[name] for name in args.scenario or stored}))
         return
     machine = machine_description()
     print(f"machine: {machine}")

@@ -20,6 +20,7 @@ from aligntriage import compile_cache, get_scenario
 
 compile_cache.setup()
 atexit.register(shutil.rmtree, os.environ["ALIGNTRIAGE_COMPILE_CACHE_DIR"], ignore_errors=True)
+atexit.register(shutil.rmtree, os.environ["ALIGNTRIAGE_STORE"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from aligntriage import get_scenario
 from aligntriage.diagnose import diagnose
 from aligntriage.diagnose.evidence import Settings, gather
-from aligntriage.diagnose.figures import over_levels
+from aligntriage.diagnose.figures import figures, over_levels
 from aligntriage.diagnose.uncertainty import judge
 from aligntriage.diagnose.verdict import Tolerances
 from aligntriage.scenario import Distribution
@@ -203,7 +203,9 @@ def _verdicts(sc, batches, policy, affordances, transform):
         schedule = scripted_table(policy, sc, batch, mask, episode)
         evidence[dist] = gather(sc, dist, batch, [schedule], mask, scopes, episode, FAST)
     verdicts, _ = judge(evidence["deploy"], evidence["train"], scopes, sc.intended_goal.name, Tolerances(), 0)
-    return [(v.partition, v.kind, v.row) for v in verdicts]
+    scales = [(f.r_regret, f.u_shortfall, *f.adequacy.values())
+              for f in (figures(evidence[d], scopes, s) for d in evidence for s in ("all", "disambiguating"))]
+    return [(v.partition, v.kind, v.row) for v in verdicts], np.array(scales)
 
 
 def _transform(sc, r_scale, u_scale, shift, potential_seed):
@@ -238,6 +240,37 @@ def test_no_verdict_moves_under_positive_scales_constants_and_shaping(name, poli
     gets positive rescalings of R and U. In worlds with early termination AND time-outs no reward shaping is a
     symmetry of the truncated episode (the potential of the state at the time-out remains), so there only the
     scales are tested."""
-    sc, batches, baseline = _prepared(name, policy, affordances)
+    sc, batches, (baseline, scales) = _prepared(name, policy, affordances)
     transform = _transform(sc, r_scale, u_scale, shift, potential_seed)
-    assert _verdicts(sc, batches, policy, affordances, transform) == baseline
+    verdicts, moved = _verdicts(sc, batches, policy, affordances, transform)
+    assert verdicts == baseline
+    assert moved == pytest.approx(scales, rel=1e-5, abs=1e-6)  # the normalised figures themselves do not move
+
+
+def test_the_issues_example_keeps_its_figures_and_verdicts_when_u_gets_a_constant_per_step():
+    """The review's case: qa-kidnap `r-optimal@0.3 --affordances weak` flipped from capability failure to aligned
+    when U got +0.5 per step under the old |V*| scale. Every episode lasts the horizon there, so a constant per
+    step (and a positive scale) must leave every normalised figure, not only the verdict, where it was."""
+    sc = get_scenario("qa-kidnap")
+    batches = {d: enumerate_levels(sc, sample(sc, d, 12, seed=5)) for d in ("deploy", "train")}
+    assert not any(b.terminal.any() for b in batches.values())
+    scopes = {p: tuple(sc.partition(p).reward_scope) for p in sc.partitions}
+
+    def figures_and_verdicts(transform):
+        mask = np.asarray(sc.action_mask("weak"), np.float64)
+        episode = Episode(0.99, sc.world.horizon)
+        evidence = {}
+        for dist, batch in batches.items():
+            batch = transform(batch)
+            schedule = scripted_table("r-optimal@0.3", sc, batch, mask, episode)
+            evidence[dist] = gather(sc, dist, batch, [schedule], mask, scopes, episode, FAST)
+        verdicts, _ = judge(evidence["deploy"], evidence["train"], scopes, sc.intended_goal.name, Tolerances(), 0)
+        f = figures(evidence["deploy"], scopes)
+        return [(v.partition, v.kind) for v in verdicts], (f.r_regret, f.u_shortfall, *f.adequacy.values())
+
+    baseline_verdicts, baseline = figures_and_verdicts(lambda b: b)
+    shifted_verdicts, shifted = figures_and_verdicts(lambda b: dataclasses.replace(
+        b, reward=3.0 * b.reward,  # the catastrophic harm term marks an event by being non-zero: only rescaled
+        utility={t: 2.0 * a + (0.0 if sc.utility[t].catastrophic else 0.5) for t, a in b.utility.items()}))
+    assert shifted == pytest.approx(baseline, rel=1e-6, abs=1e-9)
+    assert shifted_verdicts == baseline_verdicts

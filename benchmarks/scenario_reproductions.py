@@ -171,6 +171,9 @@ def readings(results: dict) -> str:
     lines = ["| scenario | dist | discovered goal (share of predictable behaviour explained) | threat readings (agent "
              "rate; R-optimum's rate; with the failure in R) |", "|---|---|---|---|"]
     for name, r in results.items():
+        if "goal_explained" not in next(iter(r["dists"].values())):
+            lines.append(f"| `{name}` | – | stored by the previous engine: not rerun | – |")
+            continue
         for dist, s in r["dists"].items():
             found = s.get("discovered_goal")
             share = s["goal_explained"].get("discovered")

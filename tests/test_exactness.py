@@ -254,22 +254,8 @@ def test_the_issues_example_keeps_its_figures_and_verdicts_when_u_gets_a_constan
     sc = get_scenario("qa-kidnap")
     batches = {d: enumerate_levels(sc, sample(sc, d, 12, seed=5)) for d in ("deploy", "train")}
     assert not any(b.terminal.any() for b in batches.values())
-    scopes = {p: tuple(sc.partition(p).reward_scope) for p in sc.partitions}
-
-    def figures_and_verdicts(transform):
-        mask = np.asarray(sc.action_mask("weak"), np.float64)
-        episode = Episode(0.99, sc.world.horizon)
-        evidence = {}
-        for dist, batch in batches.items():
-            batch = transform(batch)
-            schedule = scripted_table("r-optimal@0.3", sc, batch, mask, episode)
-            evidence[dist] = gather(sc, dist, batch, [schedule], mask, scopes, episode, FAST)
-        verdicts, _ = judge(evidence["deploy"], evidence["train"], scopes, sc.intended_goal.name, Tolerances(), 0)
-        f = figures(evidence["deploy"], scopes)
-        return [(v.partition, v.kind) for v in verdicts], (f.r_regret, f.u_shortfall, *f.adequacy.values())
-
-    baseline_verdicts, baseline = figures_and_verdicts(lambda b: b)
-    shifted_verdicts, shifted = figures_and_verdicts(lambda b: dataclasses.replace(
+    baseline_verdicts, baseline = _verdicts(sc, batches, "r-optimal@0.3", "weak", lambda b: b)
+    shifted_verdicts, shifted = _verdicts(sc, batches, "r-optimal@0.3", "weak", lambda b: dataclasses.replace(
         b, reward=3.0 * b.reward,  # the catastrophic harm term marks an event by being non-zero: only rescaled
         utility={t: 2.0 * a + (0.0 if sc.utility[t].catastrophic else 0.5) for t, a in b.utility.items()}))
     assert shifted == pytest.approx(baseline, rel=1e-6, abs=1e-9)

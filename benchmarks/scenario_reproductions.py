@@ -11,6 +11,7 @@ the figures can be recomputed under a changed engine. Results merge into the JSO
     python benchmarks/scenario_reproductions.py                       # every scenario, 3 seeds (hours here)
     python benchmarks/scenario_reproductions.py --scenario monster    # one scenario
     python benchmarks/scenario_reproductions.py --rediagnose          # the saved runs, diagnosed again
+    python benchmarks/scenario_reproductions.py --rejudge             # their saved evidence, verdicts re-applied
     python benchmarks/scenario_reproductions.py --table               # the stored results as a markdown table
 """
 
@@ -28,7 +29,7 @@ import numpy as np
 from aligntriage import get_scenario
 from aligntriage.diagnose import Settings
 from aligntriage.diagnose.figures import over_seeds
-from aligntriage.pipeline import diagnose_run, train_and_diagnose
+from aligntriage.pipeline import diagnose_run, rejudge_run, train_and_diagnose
 from aligntriage.store.folder import RunFolder
 from aligntriage.train.loop import train
 from aligntriage.train.ppo import PPOConfig
@@ -194,6 +195,8 @@ def main() -> None:
     parser.add_argument("--levels", type=int, default=300)
     parser.add_argument("--steps", type=int, default=None, help="override every scenario's step budget")
     parser.add_argument("--rediagnose", action="store_true", help="diagnose the saved run folders again")
+    parser.add_argument("--rejudge", action="store_true",
+                        help="re-apply the decision table (current default tolerances) to the saved evidence")
     parser.add_argument("--train-only", action="store_true", help="train into benchmarks/runs, diagnose later")
     parser.add_argument("--json", default=str(HERE / "results" / "scenario_reproductions.json"))
     parser.add_argument("--table", action="store_true", help="only print the stored results as a markdown table")
@@ -211,6 +214,18 @@ def main() -> None:
     results = {}
     for name in args.scenario or jax_scenarios():
         start = time.monotonic()
+        if args.rejudge:
+            if name not in stored or not (RUNS / name).is_dir():
+                print(f"{name}: no saved run or result to rejudge", flush=True)
+                continue
+            diagnoses = rejudge_run(RUNS / name)
+            stored[name]["dists"] = {dist: summarise(d) for dist, d in diagnoses.items()}
+            stored[name]["rejudged"] = {"date": time.strftime("%Y-%m-%d"), "machine": machine,
+                                        "tolerances": next(iter(diagnoses.values())).tolerances.to_dict()}
+            results[name] = stored[name]
+            print(f"{name}: rejudged in {time.monotonic() - start:.0f} s", flush=True)
+            path.write_text(json.dumps(stored, indent=2, default=float))
+            continue
         result = reproduce(name, args.seeds, args.levels, args.steps, args.rediagnose, args.train_only)
         if result is None:
             print(f"{name}: trained in {time.monotonic() - start:.0f} s", flush=True)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from aligntriage import AligntriageError, UnknownName, get_scenario
-from aligntriage.diagnose import Diagnosis, diagnose, epic
+from aligntriage.diagnose import Diagnosis, Tolerances, diagnose, epic
+from aligntriage.diagnose.engine import rejudge
 from aligntriage.diagnose.epic import canonical_transitions, epic_reward_vs_utility, pearson_distance
 from aligntriage.diagnose.evidence import Settings, disambiguating
 from aligntriage.solve import enumerate_mdp, stack_mdps
@@ -96,6 +97,19 @@ def test_diagnosis_round_trips_through_json(coinrun):
     np.testing.assert_array_equal(again.evidence.seeds[0].R, d.evidence.seeds[0].R)
     np.testing.assert_array_equal(again.evidence.references.disambiguating, d.evidence.references.disambiguating)
     assert again.figures("disambiguating") == d.figures("disambiguating")
+
+
+def test_rejudging_stored_evidence_equals_diagnosing_again_under_the_new_tolerances(coinrun):
+    kwargs = dict(levels=8, settings=Settings(inference_levels=8, epic_levels=2), resamples=20)
+    strict, lax = Tolerances(), Tolerances(aligned=2.0)
+    before = diagnose(["goal:end-of-level", "goal:coin"], coinrun, tolerances=strict, **kwargs)
+    again = diagnose(["goal:end-of-level", "goal:coin"], coinrun, tolerances=lax, **kwargs)
+    assert before.verdict("task").kind != again.verdict("task").kind == "aligned"
+    rejudged = rejudge(Diagnosis.from_dict(json.loads(before.to_json())), lax, resamples=20)
+    assert rejudged.verdicts == again.verdicts and rejudged.per_seed == again.per_seed
+    assert rejudged.bounds == again.bounds and rejudged.tolerances == lax
+    with pytest.raises(AligntriageError, match="catastrophe tolerance"):
+        rejudge(before, Tolerances(catastrophe=0.01))
 
 
 def test_an_old_or_damaged_diagnosis_record_is_a_clear_error():

@@ -115,11 +115,11 @@ def test_a_proxy_pursued_on_a_quarter_of_the_diverging_episodes_is_found():
     the agent leaves all of R on the table."""
     got = decide(case(misgeneralized(regret=1.0, share=0.25)), TOL)
     assert (got.kind, got.row, got.inferred_goal) == (INNER, "inner.goal", "proxy")
-    assert decide(case(misgeneralized(regret=1.0, share=0.1)), TOL).kind != INNER  # below the proxy share
+    assert decide(case(misgeneralized(regret=1.0, share=TOL.proxy / 2)), TOL).kind != INNER  # below the proxy share
 
 
 def test_nothing_explaining_the_behaviour_is_a_capability_failure():
-    got = decide(case(misgeneralized(explained=0.2)), TOL)
+    got = decide(case(misgeneralized(explained=TOL.explained / 2)), TOL)
     assert (got.kind, got.row, got.inferred_goal) == (CAPABILITY, "capability.unexplained", None)
 
 

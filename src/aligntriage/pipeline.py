@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from aligntriage.diagnose import Diagnosis, Settings, Tolerances, diagnose_many
-from aligntriage.diagnose.engine import counterfactual_patch, policy_schedules, sample_batch, threat_readings
+from aligntriage.diagnose.engine import counterfactual_patch, policy_schedules, rejudge, sample_batch, threat_readings
 from aligntriage.diagnose.evidence import behaviour
 from aligntriage.diagnose.figures import figures, over_seeds
 from aligntriage.diagnose.threats import failure_rate, failures
 from aligntriage.diagnose.uncertainty import RESAMPLES
 from aligntriage.solve.value import Episode
-from aligntriage.store.files import json_bytes
+from aligntriage.store.files import json_bytes, read_json
 from aligntriage.store.folder import RunFolder, RunRecord
 from aligntriage.train.loop import REWARD_PATCH, load_policy, run_scenario, train
 from aligntriage.train.ppo import PPOConfig
@@ -50,6 +50,21 @@ def diagnose_run(run_dir: Path, dists: list[str] | None = None, levels: int = 20
     results = diagnose_many(policies, scenario, dists, levels=levels, seed=seed, train_dist=train_dist,
                             tolerances=tolerances, settings=diagnosis_settings(config, levels, settings),
                             policy_label=f"trained on {train_dist}", resamples=resamples, on_step=on_step)
+    with folder.claim():
+        folder.write_many({RunFolder.diagnosis_name(dist): json_bytes(json.loads(result.to_json()))
+                           for dist, result in results.items()})
+    return results
+
+
+def rejudge_run(run_dir: Path, tolerances: Tolerances | None = None,
+                resamples: int = RESAMPLES) -> dict[str, Diagnosis]:
+    """Re-apply the decision table under ``tolerances`` (default: the current defaults) to every saved diagnosis of
+    a run, from its stored evidence (exact, no policy needed), and save them again."""
+    folder = RunFolder(run_dir)
+    results = {}
+    for dist, path in folder.diagnosis_files().items():
+        saved = Diagnosis.from_dict(read_json(path, "diagnosis"))
+        results[dist] = rejudge(saved, tolerances or Tolerances(), resamples)
     with folder.claim():
         folder.write_many({RunFolder.diagnosis_name(dist): json_bytes(json.loads(result.to_json()))
                            for dist, result in results.items()})

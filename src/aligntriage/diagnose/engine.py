@@ -306,6 +306,23 @@ def diagnose_many(
     return results
 
 
+def rejudge(diagnosis: Diagnosis, tolerances: Tolerances, resamples: int = RESAMPLES) -> Diagnosis:
+    """The same diagnosis with its verdicts (pooled and per seed) re-applied under ``tolerances``: the evidence does
+    not depend on them, so this is exact and needs no policy. Threat readings are kept (they read only the
+    catastrophe tolerance, which must not change here)."""
+    if tolerances.catastrophe != diagnosis.tolerances.catastrophe:
+        raise AligntriageError("rejudge cannot change the catastrophe tolerance (the threat readings read it); "
+                               "diagnose the run again")
+    evidence, iid = diagnosis.evidence, diagnosis.iid
+    verdicts, bounds = judge(evidence, iid, diagnosis.scopes, diagnosis.intended, tolerances, resamples,
+                             diagnosis.seed)
+    per_seed = tuple(tuple(judge(evidence.seed(k), iid.seed(k), diagnosis.scopes, diagnosis.intended, tolerances,
+                                 resamples, diagnosis.seed)[0])
+                     for k in range(evidence.num_seeds)) if evidence.num_seeds > 1 else ()
+    return dataclasses.replace(diagnosis, tolerances=tolerances, verdicts=tuple(verdicts), per_seed=per_seed,
+                               bounds=bounds)
+
+
 def diagnose(
     policy: Policy | Sequence[Policy],
     scenario: Scenario,

@@ -9,8 +9,11 @@ import tempfile
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
 # Tests never touch the user's run index, not even one ALIGNTRIAGE_STORE points at: they always get their own.
 os.environ["ALIGNTRIAGE_STORE"] = tempfile.mkdtemp(prefix="aligntriage-test-store-")
-# nor the user's compilation cache: a cache of this session's own, which the processes tests start inherit
-os.environ["ALIGNTRIAGE_COMPILE_CACHE_DIR"] = tempfile.mkdtemp(prefix="aligntriage-test-compile-cache-")
+# nor the user's compilation cache: a cache of this test session's own, shared by its xdist workers (whose parent
+# is the controller) and inherited by the processes tests start, so a program compiled once is read by all of them
+os.environ["ALIGNTRIAGE_COMPILE_CACHE_DIR"] = os.path.join(
+    tempfile.gettempdir(), "aligntriage-test-compile-cache-"
+    + str(os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid()))
 
 import jax
 import numpy as np
@@ -18,8 +21,9 @@ import pytest
 
 from aligntriage import compile_cache, get_scenario
 
-compile_cache.setup()
-atexit.register(shutil.rmtree, os.environ["ALIGNTRIAGE_COMPILE_CACHE_DIR"], ignore_errors=True)
+compile_cache.setup()  # creates the folder
+if not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller (or a run without xdist) removes it at the end
+    atexit.register(shutil.rmtree, os.environ["ALIGNTRIAGE_COMPILE_CACHE_DIR"], ignore_errors=True)
 atexit.register(shutil.rmtree, os.environ["ALIGNTRIAGE_STORE"], ignore_errors=True)
 
 

@@ -1,5 +1,6 @@
 """Sweeps: grid parsing, a tiny local sweep end to end with its summary and figure, resume without redoing
-finished points, and the Ray backend on an in-process cluster and on a `ray start --head` cluster."""
+finished points, and the Ray backend on one shared `ray start --head` cluster: from the CLI with its address, and
+from Python with Ray already connected."""
 
 import json
 import os
@@ -117,24 +118,10 @@ def test_bad_sweep_input_is_one_line():
 ray = pytest.importorskip("ray") if not os.environ.get("CI") else __import__("ray")
 
 
-def _ray_plan(out):
-    return plan_sweep("coinrun", ["dist=train"], 1, out, level_params=TINY_PARAMS,
-                      training={"total_steps": STEPS, "num_envs": 16}, levels=4)
-
-
-@pytest.mark.xdist_group("ray")  # 'ray stop --force' below stops every Ray process on the machine
-def test_ray_backend_in_process_cluster(tmp_path):
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    try:
-        summary = run_sweep(_ray_plan(tmp_path / "ray"), tmp_path / "ray", backend="ray")
-    finally:
-        ray.shutdown()
-    assert summary["status"] == "complete" and all(p["status"] == "complete" for p in summary["points"])
-    assert len(RunIndex().runs(sweep_id=read_json(tmp_path / "ray" / "sweep.json")["sweep_id"])) == 2
-
-
-@pytest.mark.xdist_group("ray")
-def test_ray_backend_against_ray_start_head(tmp_path):
+@pytest.fixture(scope="module")
+def ray_head():
+    """One `ray start --head` cluster shared by the Ray tests. Its workers inherit this session's compilation cache,
+    so the second test's points (the same shapes as the first's) read their programs instead of compiling them."""
     ray_bin = shutil.which("ray") or os.path.join(os.path.dirname(sys.executable), "ray")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     started = subprocess.run([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", "--port=6399",
@@ -142,11 +129,33 @@ def test_ray_backend_against_ray_start_head(tmp_path):
                              capture_output=True, text=True, timeout=180, env=env)
     assert started.returncode == 0, started.stdout + started.stderr
     try:
-        out = tmp_path / "cluster"
-        result = runner.invoke(app, ["sweep", "coinrun", "--grid", "dist=train,train-rand-10pct", "--seeds", "1",
-                                     "--steps", str(STEPS), "--levels", "4", "--backend", "ray", "--address",
-                                     "127.0.0.1:6399", "--out", str(out), *TINY])
-        assert result.exit_code == 0, result.output
-        assert json.loads((out / "summary.json").read_text())["backend"] == "ray"
+        yield "127.0.0.1:6399"
     finally:
         subprocess.run([ray_bin, "stop", "--force"], capture_output=True, timeout=120, env=env)
+
+
+RAY_GRID = "dist=train,train-rand-10pct"
+
+
+@pytest.mark.xdist_group("ray")  # 'ray stop --force' stops every Ray process on the machine
+def test_ray_backend_from_the_cli_with_an_address(ray_head, tmp_path):
+    out = tmp_path / "cluster"
+    result = runner.invoke(app, ["sweep", "coinrun", "--grid", RAY_GRID, "--seeds", "1", "--steps", str(STEPS),
+                                 "--levels", "4", "--backend", "ray", "--address", ray_head, "--out", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "summary.json").read_text())["backend"] == "ray"
+
+
+@pytest.mark.xdist_group("ray")
+def test_ray_backend_from_python_on_a_connected_cluster(ray_head, tmp_path):
+    plan = plan_sweep("coinrun", [RAY_GRID], 1, tmp_path / "ray", level_params=TINY_PARAMS,
+                      training={"total_steps": STEPS}, levels=4)
+    ray.init(address=ray_head, logging_level="ERROR", log_to_driver=False)
+    try:
+        summary = run_sweep(plan, tmp_path / "ray", backend="ray")  # Ray already initialised: run_ray keeps it
+        assert ray.is_initialized()
+    finally:
+        ray.shutdown()
+    assert summary["status"] == "complete" and all(p["status"] == "complete" for p in summary["points"])
+    assert summary["backend"] == "ray"
+    assert len(RunIndex().runs(sweep_id=read_json(tmp_path / "ray" / "sweep.json")["sweep_id"])) == 3

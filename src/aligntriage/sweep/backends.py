@@ -65,6 +65,19 @@ def run_local(specs: list[dict], on_result: Callable[[dict], None], workers: int
     return not interrupted
 
 
+def _match_ray_start_authentication() -> None:
+    """Apply `ray start`'s rule to this driver: token authentication on when a token exists and RAY_AUTH_MODE is
+    unset. Ray (>= 2.60) applies it to `ray start` but never to a driver given an explicit address, which then
+    cannot connect to a cluster on the same machine; a cluster without authentication accepts a token too."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token authentication
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 def run_ray(specs: list[dict], on_result: Callable[[dict], None], address: str | None = None,
             retries: int = 2) -> bool:
     """Run each point as a Ray task (retried on failure); the run folders must be on storage the workers share."""
@@ -74,7 +87,14 @@ def run_ray(specs: list[dict], on_result: Callable[[dict], None], address: str |
         raise AligntriageError("the ray backend needs Ray: pip install 'aligntriage[ray]'") from None
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        if address:
+            _match_ray_start_authentication()
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        except ConnectionError as exc:
+            raise AligntriageError(f"cannot connect to the Ray cluster at '{address}' ({exc}); start one with "
+                                   "'ray start --head' or check --address (RAY_AUTH_MODE must match the "
+                                   "cluster's authentication)") from None
     try:
         task = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=True)(run_point)
         pending = [task.remote(spec) for spec in specs]

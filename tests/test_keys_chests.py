@@ -15,7 +15,7 @@ from aligntriage.worlds.keys_chests import Level
 from conftest import episode, one, sample
 
 LEVELS = 12
-FAST = Settings(inference_levels=LEVELS, epic_levels=3)
+FAST = Settings(inference_levels=LEVELS, epic_levels=3, discovery_levels=0)  # no test here reads goal discovery
 
 
 @pytest.fixture(scope="module")

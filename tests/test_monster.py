@@ -19,7 +19,7 @@ from aligntriage.worlds.monster import Level
 from conftest import episode, one, sample
 
 LEVELS = 4
-FAST = Settings(inference_levels=LEVELS, epic_levels=2)
+FAST = Settings(inference_levels=LEVELS, epic_levels=2, discovery_levels=0)  # no test here reads goal discovery
 
 
 @pytest.fixture(scope="module")

@@ -293,17 +293,24 @@ def diagnose_many(
     results = {}
     for dist in dists:
         evidence = iid if dist == train_dist else evidence_on(dist)
-        verdicts, bounds = judge(evidence, iid, scopes, intended, tolerances, resamples, seed)
-        per_seed = tuple(tuple(judge(evidence.seed(k), iid.seed(k), scopes, intended, tolerances, resamples, seed)[0])
-                         for k in range(evidence.num_seeds)) if evidence.num_seeds > 1 else ()
+        verdicts, per_seed, bounds = judge_seeds(evidence, iid, scopes, intended, tolerances, resamples, seed)
         results[dist] = Diagnosis(
             scenario=scenario.name, params=dict(scenario.params), policy=label, dist=dist, train_dist=train_dist,
             affordances=affordances, levels=levels, seed=seed, horizon=scenario.world.horizon, settings=settings,
             tolerances=tolerances, scopes=scopes, intended=intended, evidence=evidence, iid=iid,
-            verdicts=tuple(verdicts), per_seed=per_seed, bounds=bounds,
+            verdicts=verdicts, per_seed=per_seed, bounds=bounds,
             threats=threat_readings(scenario, evidence, iid, scopes, tolerances, found.get(dist)),
             oversight=oversight_reading(scenario, dist, levels, seed, policies, mask, episode))
     return results
+
+
+def judge_seeds(evidence: Evidence, iid: Evidence, scopes: dict[str, tuple[str, ...]], intended: str,
+                tolerances: Tolerances, resamples: int, seed: int):
+    """The pooled verdicts with their bounds, and each seed's verdicts from its own evidence (none for one seed)."""
+    verdicts, bounds = judge(evidence, iid, scopes, intended, tolerances, resamples, seed)
+    per_seed = tuple(tuple(judge(evidence.seed(k), iid.seed(k), scopes, intended, tolerances, resamples, seed)[0])
+                     for k in range(evidence.num_seeds)) if evidence.num_seeds > 1 else ()
+    return tuple(verdicts), per_seed, bounds
 
 
 def rejudge(diagnosis: Diagnosis, tolerances: Tolerances, resamples: int = RESAMPLES) -> Diagnosis:
@@ -313,13 +320,9 @@ def rejudge(diagnosis: Diagnosis, tolerances: Tolerances, resamples: int = RESAM
     if tolerances.catastrophe != diagnosis.tolerances.catastrophe:
         raise AligntriageError("rejudge cannot change the catastrophe tolerance (the threat readings read it); "
                                "diagnose the run again")
-    evidence, iid = diagnosis.evidence, diagnosis.iid
-    verdicts, bounds = judge(evidence, iid, diagnosis.scopes, diagnosis.intended, tolerances, resamples,
-                             diagnosis.seed)
-    per_seed = tuple(tuple(judge(evidence.seed(k), iid.seed(k), diagnosis.scopes, diagnosis.intended, tolerances,
-                                 resamples, diagnosis.seed)[0])
-                     for k in range(evidence.num_seeds)) if evidence.num_seeds > 1 else ()
-    return dataclasses.replace(diagnosis, tolerances=tolerances, verdicts=tuple(verdicts), per_seed=per_seed,
+    verdicts, per_seed, bounds = judge_seeds(diagnosis.evidence, diagnosis.iid, diagnosis.scopes,
+                                             diagnosis.intended, tolerances, resamples, diagnosis.seed)
+    return dataclasses.replace(diagnosis, tolerances=tolerances, verdicts=verdicts, per_seed=per_seed,
                                bounds=bounds)
 
 

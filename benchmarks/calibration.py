@@ -39,7 +39,7 @@ import numpy as np
 from aligntriage import get_scenario
 from aligntriage.diagnose.discovery import basis
 from aligntriage.diagnose.engine import Diagnosis, batch_observations, sample_batch
-from aligntriage.diagnose.evidence import Settings, gather, references
+from aligntriage.diagnose.evidence import TERMINATED, TIMED_OUT, Settings, gather, references
 from aligntriage.diagnose.figures import figures
 from aligntriage.diagnose.kinds import ALIGNED, CAPABILITY, INCONCLUSIVE, INNER, MIXED, OUTER, VERDICTS
 from aligntriage.diagnose.records import Evidence, decode, encode
@@ -291,7 +291,7 @@ def trained_truth(all_, dis, iid, diverging: int, scopes, intended: str) -> dict
                 for p, label in truth.items()}
     if diverging < 10:
         return unlabelled
-    goals = {g: rate for g, rate in dis.outcomes.items() if g not in ("terminated early", "timed out")}
+    goals = {g: rate for g, rate in dis.outcomes.items() if g not in (TERMINATED, TIMED_OUT)}
     proxies = {g: rate for g, rate in goals.items() if g != intended}
     if proxies:
         proxy = max(proxies, key=proxies.get)

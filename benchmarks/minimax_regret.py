@@ -10,6 +10,7 @@ U return, each with a 95% interval over seeds, and the verdict counts. Run folde
 (ignored by git); results to benchmarks/results/minimax_regret.json.
 
     python benchmarks/minimax_regret.py [--seeds 3] [--only coinrun]
+    python benchmarks/minimax_regret.py --rejudge     # the saved runs' verdicts under the current tolerances
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 from aligntriage import get_scenario
 from aligntriage.diagnose import Settings
 from aligntriage.diagnose.figures import over_seeds
-from aligntriage.pipeline import train_and_diagnose
+from aligntriage.pipeline import rejudge_run, train_and_diagnose
 from aligntriage.store.folder import RunFolder
 from aligntriage.train.ppo import PPOConfig
 
@@ -67,15 +68,17 @@ def run_setting(name: str, dist: str, curriculum: str, seeds: int, levels: int) 
         _, diagnoses = train_and_diagnose(name, config, run_dir, dists=[dist, "deploy"], levels=levels,
                                           resume=resume, index=False,
                                           settings=Settings(inference_levels=100, epic_levels=0))
-    d = diagnoses["deploy"]
-    intended = scenario.intended_goal.name
+    return {"scenario": name, "dist": dist, "curriculum": curriculum, "seeds": seeds,
+            "steps": config.total_steps, "buffer_size": config.buffer_size if curriculum != "dr" else None,
+            "seconds": time.monotonic() - start, **deploy_figures(diagnoses["deploy"], scenario)}
+
+
+def deploy_figures(d, scenario) -> dict:
+    """What the table reports of the deploy diagnosis: proxy rate and U over seeds, the verdicts."""
     counts: dict[str, int] = {}
     for seed in d.per_seed or (d.verdicts,):
         counts[seed[0].kind] = counts.get(seed[0].kind, 0) + 1
-    return {"scenario": name, "dist": dist, "curriculum": curriculum, "seeds": seeds,
-            "steps": config.total_steps, "buffer_size": config.buffer_size if curriculum != "dr" else None,
-            "seconds": time.monotonic() - start,
-            "proxy_rate": over_seeds(proxy_rates(d, intended), rate=True)._asdict(),
+    return {"proxy_rate": over_seeds(proxy_rates(d, scenario.intended_goal.name), rate=True)._asdict(),
             "U": over_seeds([float(np.mean(b.U)) for b in d.evidence.seeds])._asdict(),
             "pooled_verdict": {"kind": d.verdicts[0].kind, "probability": d.verdicts[0].probability},
             "per_seed_verdicts": counts, "disambiguating_fraction": d.evidence.disambiguating_fraction}
@@ -92,12 +95,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--levels", type=int, default=300)
     parser.add_argument("--only", default=None, help="only settings of this scenario")
+    parser.add_argument("--rejudge", action="store_true",
+                        help="re-apply the decision table (current default tolerances) to the saved evidence")
     args = parser.parse_args()
     path = HERE / "results" / "minimax_regret.json"
     stored = json.loads(path.read_text()) if path.exists() else {}
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}"
     for name, dist in SETTINGS:
         if args.only and name != args.only:
+            continue
+        if args.rejudge:
+            for curriculum in CURRICULA:
+                key, run_dir = f"{name}/{dist}/{curriculum}", HERE / "runs" / "minimax" / f"{name}-{dist}-{curriculum}"
+                if key in stored and RunFolder(run_dir).diagnosis_files():
+                    stored[key].update(deploy_figures(rejudge_run(run_dir)["deploy"], get_scenario(name)))
+                    path.write_text(json.dumps(stored, indent=1) + "\n")
             continue
         for curriculum in CURRICULA:
             row = run_setting(name, dist, curriculum, args.seeds, args.levels)

@@ -150,7 +150,9 @@ def test_ray_backend_from_the_cli_with_an_address(ray_head, tmp_path):
 def test_ray_backend_from_python_on_a_connected_cluster(ray_head, tmp_path):
     plan = plan_sweep("coinrun", [RAY_GRID], 1, tmp_path / "ray", level_params=TINY_PARAMS,
                       training={"total_steps": STEPS}, levels=4)
-    ray.init(address=ray_head, logging_level="ERROR", log_to_driver=False)
+    # "auto" finds the running cluster and, unlike an explicit address, applies Ray's token-authentication rule,
+    # so this test does not depend on the CLI test having run first in this process
+    ray.init(address="auto", logging_level="ERROR", log_to_driver=False)
     try:
         summary = run_sweep(plan, tmp_path / "ray", backend="ray")  # Ray already initialised: run_ray keeps it
         assert ray.is_initialized()

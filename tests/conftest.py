@@ -6,7 +6,11 @@ import os
 import shutil
 import tempfile
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+# Single-threaded XLA, as a sweep's pool workers pinned to one core run: two xdist workers share two cores, and the
+# compilation cache (keyed by the flags) then serves the programs of the tests, their subprocesses, Ray workers and
+# pool workers alike.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1 --xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1")
 # Tests never touch the user's run index, not even one ALIGNTRIAGE_STORE points at: they always get their own.
 os.environ["ALIGNTRIAGE_STORE"] = tempfile.mkdtemp(prefix="aligntriage-test-store-")
 # nor the user's compilation cache: a cache of this test session's own, shared by its xdist workers (whose parent

@@ -43,3 +43,19 @@ def test_a_bad_switch_is_a_one_line_error(monkeypatch):
     result = CliRunner().invoke(app, ["scenarios"])
     assert result.exit_code == 2
     assert result.output == "error: ALIGNTRIAGE_COMPILE_CACHE must be 0 (off) or 1 (on), got 'maybe'\n"
+
+
+def test_prune_drops_the_programs_used_longest_ago_and_nothing_else(tmp_path):
+    from aligntriage.compile_cache import prune
+
+    for age, name in enumerate(["newest", "middle", "oldest"]):
+        program = tmp_path / f"{name}-cache"
+        program.write_bytes(b"x" * 100)
+        (tmp_path / f"{name}-atime").write_bytes(b"t")
+        os.utime(program, (1_000_000 - age * 1000, 1_000_000 - age * 1000))
+    (tmp_path / "notes.txt").write_bytes(b"y" * 1000)  # not a cached program: never touched
+    assert prune(tmp_path, limit=250) == 100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["middle-atime", "middle-cache", "newest-atime",
+                                                          "newest-cache", "notes.txt"]
+    assert prune(tmp_path, limit=200) == 0
+    assert prune(tmp_path, limit=0) == 200 and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

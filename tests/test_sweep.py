@@ -1,6 +1,10 @@
 """Sweeps: grid parsing, a tiny local sweep end to end with its summary and figure, resume without redoing
 finished points, and the Ray backend on one shared `ray start --head` cluster: from the CLI with its address, and
-from Python with Ray already connected."""
+from Python with Ray already connected.
+
+Every test here runs on one xdist worker, in file order: 'ray stop --force' stops every Ray process on the machine,
+and each sweep trains and diagnoses the same points as the local sweep (same grid, seeds, steps and levels), so after
+the first they read every program from the session's compilation cache instead of compiling it."""
 
 import json
 import os
@@ -17,10 +21,12 @@ from aligntriage.store import RunIndex
 from aligntriage.store.files import read_json
 from aligntriage.sweep import grid_points, load_plan, parse_grid, plan_sweep, run_sweep
 
+pytestmark = pytest.mark.xdist_group("sweep")
 runner = CliRunner()
 TINY = ["-p", "height=3", "-p", "width=6", "-p", "horizon=20"]
 TINY_PARAMS = {"height": 3, "width": 6, "horizon": 20}
 STEPS = 16 * 64 * 3
+SEEDS, LEVELS = 2, 6
 
 
 def test_grid_keys_values_and_points():
@@ -56,8 +62,8 @@ def test_plan_puts_knobs_in_training_and_level_params_in_the_scenario(tmp_path):
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweeps") / "local"
-    result = runner.invoke(app, ["sweep", "coinrun", "--grid", "dist=train,train-rand-10pct", "--seeds", "2",
-                                 "--steps", str(STEPS), "--levels", "6", "--out", str(out), *TINY])
+    result = runner.invoke(app, ["sweep", "coinrun", "--grid", "dist=train,train-rand-10pct", "--seeds", str(SEEDS),
+                                 "--steps", str(STEPS), "--levels", str(LEVELS), "--out", str(out), *TINY])
     assert result.exit_code == 0, result.output
     return out, result.output
 
@@ -137,19 +143,18 @@ def ray_head():
 RAY_GRID = "dist=train,train-rand-10pct"
 
 
-@pytest.mark.xdist_group("ray")  # 'ray stop --force' stops every Ray process on the machine
 def test_ray_backend_from_the_cli_with_an_address(ray_head, tmp_path):
     out = tmp_path / "cluster"
-    result = runner.invoke(app, ["sweep", "coinrun", "--grid", RAY_GRID, "--seeds", "1", "--steps", str(STEPS),
-                                 "--levels", "4", "--backend", "ray", "--address", ray_head, "--out", str(out), *TINY])
+    result = runner.invoke(app, ["sweep", "coinrun", "--grid", RAY_GRID, "--seeds", str(SEEDS), "--steps", str(STEPS),
+                                 "--levels", str(LEVELS), "--backend", "ray", "--address", ray_head, "--out", str(out),
+                                 *TINY])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "summary.json").read_text())["backend"] == "ray"
 
 
-@pytest.mark.xdist_group("ray")
 def test_ray_backend_from_python_on_a_connected_cluster(ray_head, tmp_path):
-    plan = plan_sweep("coinrun", [RAY_GRID], 1, tmp_path / "ray", level_params=TINY_PARAMS,
-                      training={"total_steps": STEPS}, levels=4)
+    plan = plan_sweep("coinrun", [RAY_GRID], SEEDS, tmp_path / "ray", level_params=TINY_PARAMS,
+                      training={"total_steps": STEPS}, levels=LEVELS)
     # "auto" finds the running cluster and, unlike an explicit address, applies Ray's token-authentication rule,
     # so this test does not depend on the CLI test having run first in this process
     ray.init(address="auto", logging_level="ERROR", log_to_driver=False)

@@ -118,11 +118,10 @@ def discover(b: Basis, batch: MDPBatch, policy: Schedule, mask: np.ndarray, hori
     allowed = np.asarray(mask, bool)
     agent_counts = b.counts(propagate(batch, policy, episode).occupancy)
     starts = batch.initial[~batch.terminal[batch.initial]]
-    cont = continuation(batch)
+    flow = soft_flow(batch.next_state, continuation(batch), allowed, starts, horizon)
 
     def objective(theta):
-        reward = np.where(batch.terminal[:, None], 0.0, b.reward(theta))
-        value, model = soft_flow(batch.next_state, cont, reward, allowed, starts, horizon)
+        value, model = flow(np.where(batch.terminal[:, None], 0.0, b.reward(theta)))
         loss = -(agent_counts @ theta - value[starts].sum()) + L2 * theta @ theta
         grad = -(agent_counts - b.counts(model)) + 2 * L2 * theta
         return loss, grad

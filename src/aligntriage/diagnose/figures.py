@@ -10,9 +10,12 @@ better than acting at random. Subsets are index arrays (repeats allowed), so a b
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
@@ -75,23 +78,42 @@ def mixture(log_likelihood: np.ndarray, iterations: int = 300) -> tuple[np.ndarr
     episode's responsibilities [N, H].
 
     ``log_likelihood`` is [N, H] per episode; an agent that pursues one goal on half its levels and another on
-    the rest gets about one half each, not the whole weight on whichever is ahead on average.
+    the rest gets about one half each, not the whole weight on whichever is ahead on average. EM stops when no
+    weight moves by 1e-7, or after ``iterations``.
     """
     count, hyps = log_likelihood.shape
-    weights = np.full(hyps, 1.0 / hyps)
     if count == 0:
-        return weights, np.zeros((0, hyps))
+        return np.full(hyps, 1.0 / hyps), np.zeros((0, hyps))
     shifted = np.exp(log_likelihood - log_likelihood.max(axis=1, keepdims=True))
-    for _ in range(iterations):
+    size = max(8, 1 << (count - 1).bit_length())  # a few compiled sizes serve every bootstrap resample
+    padded = np.zeros((size, hyps))
+    padded[:count] = shifted
+    with jax.enable_x64(True):
+        weights, resp = _em(padded, np.int32(count), iterations)
+        return np.asarray(weights), np.asarray(resp)[:count]
+
+
+@functools.partial(jax.jit, static_argnames=("iterations",))
+def _em(shifted, count, iterations):
+    """EM as one compiled loop: the bootstrap runs it thousands of times, most of them to the iteration cap, and
+    numpy's per-call overhead on arrays this small made it most of a trained agent's diagnosis. It computes what the
+    numpy loop did, to rounding (XLA fuses a multiply and an add where numpy rounds twice: 1e-15 apart). Rows from
+    ``count`` on are padding and carry no weight."""
+    valid = (jnp.arange(shifted.shape[0]) < count)[:, None]
+    hyps = shifted.shape[1]
+
+    def responsibilities(weights):
         resp = weights * shifted
-        resp /= resp.sum(axis=1, keepdims=True)
-        new = resp.mean(axis=0)
-        if np.abs(new - weights).max() < 1e-7:
-            weights = new
-            break
-        weights = new
-    resp = weights * shifted
-    return weights, resp / resp.sum(axis=1, keepdims=True)
+        return jnp.where(valid, resp / jnp.where(valid, resp.sum(axis=1, keepdims=True), 1.0), 0.0)
+
+    def step(carry):
+        i, weights, _ = carry
+        new = responsibilities(weights).sum(axis=0) / count
+        return i + 1, new, jnp.abs(new - weights).max() < 1e-7
+
+    _, weights, _ = jax.lax.while_loop(lambda c: (c[0] < iterations) & ~c[2], step,
+                                       (0, jnp.full(hyps, 1.0 / hyps), False))
+    return weights, responsibilities(weights)
 
 
 def _share(ll, own, random, units) -> float:

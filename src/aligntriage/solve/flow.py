@@ -8,7 +8,9 @@ episode's horizon. One pass gives, exactly and per level, what sampled episodes 
 - the probability that each of several events happens at least once (a catastrophe, a goal reached);
 - optionally the undiscounted visitation of every state at every step (what goal inference weighs).
 
-Only states holding mass are touched at each step, so a near-deterministic policy costs a few cells per level.
+A time-indexed policy (a finite-horizon optimum, near-deterministic) pushes only the states holding mass at each
+step, a few cells per level; a stationary one (an agent, the uniform-random reference) is one sparse
+matrix-vector product per step and tracked mass.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from scipy import sparse
 
 from aligntriage.solve.value import Episode, as_schedule, continuation
 
@@ -61,6 +64,8 @@ def propagate(batch, policy, episode: Episode, first: np.ndarray | None = None, 
       A ``Flow``.
     """
     schedule = as_schedule(policy)
+    if schedule.is_stationary:
+        return _propagate_stationary(batch, schedule.first, episode, first, ever, ends, record_visits)
     num_states, num_actions = batch.next_state.shape
     level = _level_of_state(batch)
     num_levels = int(level.max()) + 1 if level.size else 0
@@ -115,6 +120,72 @@ def propagate(batch, policy, episode: Episode, first: np.ndarray | None = None, 
     if first is not None:
         first_levels = first_out.reshape(num_levels, categories)
         first_levels[:, -1] += np.bincount(level, fresh, minlength=num_levels)
+    return Flow(occupancy, first_levels, ever_out, visits)
+
+
+def _propagate_stationary(batch, table: np.ndarray, episode: Episode, first: np.ndarray | None,
+                          ever: np.ndarray | None, ends: np.ndarray | None, record_visits: bool) -> Flow:
+    """``propagate`` for a stationary policy, the same figures to rounding: one sparse transition matrix per tracked
+    mass, one matrix-vector product per step. A stochastic agent (or the uniform-random reference) spreads its mass
+    over most states, where the general loop's per-state bookkeeping cost seconds per call on a thousand levels."""
+    num_states, num_actions = batch.next_state.shape
+    level = _level_of_state(batch)
+    num_levels = int(level.max()) + 1 if level.size else 0
+    cont = continuation(batch, ends)
+    initial = _initial(batch)
+    start = np.zeros(num_states)
+    start[initial] = (~batch.terminal[initial]).astype(np.float64)
+    source = np.repeat(np.arange(num_states), num_actions)
+    target = batch.next_state.reshape(-1)
+
+    def step_matrix(keep: np.ndarray) -> sparse.csr_matrix:
+        """[S', S]: the mass a step moves from S to S' along the transitions ``keep`` [S, A] allows."""
+        weights = (table * keep).reshape(-1)
+        live = weights != 0
+        return sparse.csr_matrix((weights[live], (target[live], source[live])), shape=(num_states, num_states))
+
+    tracked = [(start, step_matrix(cont))]  # the episode's mass, then the not-yet-decided masses
+    winner = None
+    if first is not None:
+        winner = first_index(np.asarray(first, bool))
+        tracked.append((start, step_matrix(cont & (winner < 0))))
+    ever = None if ever is None else np.asarray(ever, bool)
+    for event in ever if ever is not None else []:
+        tracked.append((start, step_matrix(cont & ~event)))
+    masses = [m.copy() for m, _ in tracked]
+    totals = [np.zeros(num_states) for _ in tracked]  # discounted for the episode's mass, plain for the others
+    visits = np.zeros((episode.horizon, num_states)) if record_visits else None
+    weight = 1.0
+    for t in range(episode.horizon):
+        if not any(m.any() for m in masses):
+            break
+        if visits is not None:
+            visits[t] = masses[0]
+        for k, (_, matrix) in enumerate(tracked):
+            totals[k] += (weight if k == 0 else 1.0) * masses[k]
+            masses[k] = matrix @ masses[k]
+        weight *= episode.gamma
+    occupancy = totals[0][:, None] * table
+
+    def per_level(mass: np.ndarray, rates: np.ndarray) -> np.ndarray:
+        """[L, K]: sum over each level's states of mass [S] times per-state rates [S, K]."""
+        return np.stack([np.bincount(level, mass * r, minlength=num_levels) for r in rates.T], axis=1)
+
+    first_levels = None
+    if first is not None:
+        categories = first.shape[0] + 2
+        rates = np.zeros((num_states, categories))
+        for e in range(first.shape[0]):
+            rates[:, e] = (table * (winner == e)).sum(axis=1)
+        rates[:, -2] = (table * ((winner < 0) & ~cont)).sum(axis=1)
+        first_levels = per_level(totals[1], rates)
+        first_levels[:, -1] += np.bincount(level, masses[1], minlength=num_levels)
+    ever_out = None
+    if ever is not None:
+        offset = 2 if first is not None else 1
+        ever_out = np.zeros((num_levels, ever.shape[0]))
+        for k, event in enumerate(ever):
+            ever_out[:, k] = per_level(totals[offset + k], (table * event).sum(axis=1)[:, None])[:, 0]
     return Flow(occupancy, first_levels, ever_out, visits)
 
 

@@ -3,7 +3,7 @@ the soft backward-then-forward pass that inverse RL evaluates at every step.
 
 They compute exactly what the numpy reference (``solve.value.backward``, ``solve.flow.propagate``) does, as one
 ``lax.scan`` each, in float64 (``jax.enable_x64`` around the call) so that they agree with it to rounding. Arrays
-are padded to a power-of-two number of states, so a handful of compilations serve every batch size.
+are padded to a few sizes per power of two (``bucket``), so a handful of compilations serve every batch size.
 """
 
 from __future__ import annotations
@@ -15,10 +15,19 @@ import jax.numpy as jnp
 import numpy as np
 
 MIN_STATES = 256
+FINE_STATES = 1 << 15
+"""From here on a batch pads to a quarter of a power of two instead of a whole one (at most 25% of padding, not
+100%): a kernel's time grows with the padded size, and four compiles per octave cost less than that here."""
 
 
 def bucket(count: int) -> int:
-    return max(MIN_STATES, 1 << (max(count, 1) - 1).bit_length())
+    """The padded number of states of a batch of ``count``: a power of two, or past ``FINE_STATES`` the next
+    multiple of an eighth of the power of two above (5/8, 6/8, 7/8 or 8/8 of it)."""
+    whole = max(MIN_STATES, 1 << (max(count, 1) - 1).bit_length())
+    if whole <= FINE_STATES:
+        return whole
+    step = whole // 8
+    return -(-count // step) * step
 
 
 def _pad(array: np.ndarray, size: int, axis: int, value=0):
@@ -46,13 +55,27 @@ def _soft(q, allowed, temperature):
     return table, value
 
 
+LOG_FLOOR = float(np.log(1e-300))
+"""The log-probability an action whose soft-optimal probability underflows is scored at."""
+
+
+def _soft_log(q, allowed, temperature):
+    """The soft policy's log-probabilities (0 outside the allowed actions, at least ``LOG_FLOOR``) and its value,
+    computed in log space: one exp per action and one log per state."""
+    logits = jnp.where(allowed[None, :], q / temperature, -jnp.inf)
+    top = logits.max(axis=1, keepdims=True)
+    total = jnp.exp(logits - top).sum(axis=1, keepdims=True)
+    logp = jnp.where(allowed[None, :], jnp.maximum(logits - top - jnp.log(total), LOG_FLOOR), 0.0)
+    value = temperature * (top[:, 0] + jnp.log(total[:, 0] / allowed.sum()))
+    return logp, value
+
+
 @functools.partial(jax.jit, static_argnames=("horizon",))
 def _scores(nxt, discount, reward, allowed, temperature, weights, tables, which, horizon):
     def body(carry, t):
         value, totals = carry
         q = jnp.where(allowed[None, :], reward + discount * value[nxt], -jnp.inf)
-        table, value = _soft(q, allowed, temperature)
-        logp = jnp.where(allowed[None, :], jnp.log(jnp.maximum(table, 1e-300)), 0.0)
+        logp, value = _soft_log(q, allowed, temperature)
         agent = tables[which[:, t]]  # [K, S, A]
         totals = totals + weights[t] * (agent * logp[None]).sum(axis=2)
         return (value, totals), None
@@ -90,42 +113,51 @@ def _flow(nxt, cont, reward, allowed, start, horizon):
         return value, table
 
     value, tables = jax.lax.scan(back, jnp.zeros(nxt.shape[0]), None, horizon)
-    tables = tables[::-1]  # tables[t] is the policy at step t
 
-    def forward(mass, table):
+    def forward(carry, table):
+        mass, occupancy = carry
         flow = mass[:, None] * table
-        return jnp.zeros_like(mass).at[nxt.reshape(-1)].add((flow * cont).reshape(-1)), flow
+        mass = jnp.zeros_like(mass).at[nxt.reshape(-1)].add((flow * cont).reshape(-1))
+        return (mass, occupancy + flow), None
 
-    _, flows = jax.lax.scan(forward, start, tables)
-    return value, flows.sum(axis=0)
+    (_, occupancy), _ = jax.lax.scan(forward, (start, jnp.zeros(nxt.shape, start.dtype)), tables[::-1])
+    return value, occupancy
 
 
-def soft_flow(next_state, cont, reward, allowed, initial: np.ndarray, horizon: int):
-    """For the undiscounted finite episode at temperature 1: the soft value [S] at the first step and the
-    state-action occupancy [S, A] of the soft-optimal policy from the initial states (inverse RL's objective and
-    gradient)."""
+def soft_flow(next_state, cont, allowed, initial: np.ndarray, horizon: int):
+    """For the undiscounted finite episode at temperature 1, a function of a reward [S, A] giving the soft value [S]
+    at the first step and the state-action occupancy [S, A] of the soft-optimal policy from the initial states
+    (inverse RL's objective and gradient). The graph goes to the device once; each call sends only the reward."""
     count = next_state.shape[0]
-    nxt, cont_p, rew, size = padded_graph(next_state, cont.astype(np.float64), reward)
+    nxt, cont_p, _, size = padded_graph(next_state, cont.astype(np.float64), np.zeros(next_state.shape))
     start = np.zeros(size)
     start[initial] = 1.0
     with jax.enable_x64(True):
-        value, occupancy = _flow(jnp.asarray(nxt), jnp.asarray(cont_p), jnp.asarray(rew), jnp.asarray(allowed),
-                                 jnp.asarray(start), horizon)
-        return np.asarray(value)[:count], np.asarray(occupancy)[:count]
+        graph = (jnp.asarray(nxt), jnp.asarray(cont_p))
+        rest = (jnp.asarray(allowed), jnp.asarray(start))
+
+    def run(reward: np.ndarray):
+        with jax.enable_x64(True):
+            value, occupancy = _flow(*graph, jnp.asarray(_pad(reward, size, 0)), *rest, horizon)
+            return np.asarray(value)[:count], np.asarray(occupancy)[:count]
+
+    return run
 
 
 @functools.partial(jax.jit, static_argnames=("horizon",))
 def _hard(nxt, discount, reward, allowed, tie, horizon):
-    def body(value, _):
+    def body(carry, _):
+        value, _ = carry
         q = jnp.where(allowed[None, :], reward + discount * value[nxt], -jnp.inf)
         top = q.max(axis=1)
         margin = tie * jnp.maximum(1.0, jnp.abs(top))
         best = (q >= (top - margin)[:, None]) & allowed[None, :]
         low = jnp.where(allowed[None, :], q, jnp.inf).min(axis=1)
-        return top, (best, (top - low) > margin, q)
+        return (top, q), (best, (top - low) > margin)
 
-    value, (best, strict, q) = jax.lax.scan(body, jnp.zeros(nxt.shape[0]), None, horizon)
-    return value, q[-1], best[::-1], strict[::-1]
+    start = (jnp.zeros(nxt.shape[0]), jnp.zeros(nxt.shape, reward.dtype))
+    (value, q), (best, strict) = jax.lax.scan(body, start, None, horizon)
+    return value, q, best[::-1], strict[::-1]
 
 
 def hard_backward(next_state, discount, reward, allowed, tie: float, horizon: int):

@@ -17,6 +17,9 @@ from aligntriage.errors import AligntriageError
 from aligntriage.sweep.point import run_point
 
 BACKENDS = ("local", "ray")
+PINNED_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
+"""XLA flags of a pool worker pinned to one core, added where absent: the compilation cache keys programs by the
+flags, so a process that already runs with them reads the same cached programs."""
 
 
 def _start_worker(counter, cores: list[int] | None) -> None:
@@ -29,8 +32,8 @@ def _start_worker(counter, cores: list[int] | None) -> None:
             slot = counter.value
             counter.value += 1
         os.sched_setaffinity(0, {cores[slot % len(cores)]})
-        flags = os.environ.get("XLA_FLAGS", "")
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()
+        flags = os.environ.get("XLA_FLAGS", "").split()
+        os.environ["XLA_FLAGS"] = " ".join(flags + [f for f in PINNED_FLAGS if f not in flags])
 
 
 def _cores() -> list[int]:

@@ -90,18 +90,23 @@ def test_mixture_equals_numpy_em(count, hyps, scale, iterations):
     np.testing.assert_allclose(resp, expected_resp, rtol=0, atol=1e-12)
 
 
-def test_stationary_propagation_equals_the_general_loop(batch, tiny_coinrun):
+@pytest.mark.parametrize("name", ["coinrun", "boat-race"])  # boat-race: goal events that do not end the episode
+def test_stationary_propagation_equals_the_general_loop(name, batch, tiny_coinrun):
     """The sparse-matrix path for stationary policies gives the general per-state loop's occupancy, outcome
     taxonomy, event rates and visitation (a two-table schedule of the same table takes the general path)."""
+    from aligntriage import get_scenario
     from aligntriage.diagnose.evidence import _events
 
-    _, first, ever, _ = _events(tiny_coinrun, batch)
+    scenario = tiny_coinrun if name == "coinrun" else get_scenario(name)
+    if name != "coinrun":
+        batch = enumerate_levels(scenario, sample_levels(scenario, "deploy", jax.random.PRNGKey(3), 2))
+    _, first, ever, _ = _events(scenario, batch)
     ends = np.zeros(batch.next_state.shape, bool)
     ends[::7, 1] = True
     for table in (agents(batch, 1)[0].first, np.full(batch.next_state.shape, 0.25)):  # a random agent, uniform
         general = Schedule((table, table), np.zeros(EPISODE.horizon, np.int64))
         for kwargs in ({"first": first, "ever": ever}, {"first": first, "ends": ends}, {"ever": ever},
-                       {"record_visits": True}):
+                       {"first": first, "ever": ever, "record_visits": True}):
             fast, slow = propagate(batch, table, EPISODE, **kwargs), propagate(batch, general, EPISODE, **kwargs)
             for got, expected in zip(fast, slow):
                 assert (got is None) == (expected is None)

@@ -48,7 +48,7 @@ def first_index(events: np.ndarray) -> np.ndarray:
 
 
 def propagate(batch, policy, episode: Episode, first: np.ndarray | None = None, ever: np.ndarray | None = None,
-              ends: np.ndarray | None = None, record_visits: bool = False) -> Flow:
+              ends: np.ndarray | None = None, record_visits: bool = False, sparse: bool = True) -> Flow:
     """Push each level's episode mass through the union MDP for ``episode.horizon`` steps under ``policy``.
 
     Args:
@@ -59,12 +59,14 @@ def propagate(batch, policy, episode: Episode, first: np.ndarray | None = None, 
       ever: [K, S, A] events whose at-least-once probability is wanted (None: skip it).
       ends: [S, A] transitions that end the episode besides terminal states (a goal's own MDP).
       record_visits: also return the [H, S] visitation.
+      sparse: propagate a stationary policy by sparse matrix-vector products (the same figures to rounding, much
+        faster for a policy that spreads its mass); False keeps the per-state loop's arithmetic to the bit.
 
     Returns:
       A ``Flow``.
     """
     schedule = as_schedule(policy)
-    if schedule.is_stationary:
+    if sparse and schedule.is_stationary:
         return _propagate_stationary(batch, schedule.first, episode, first, ever, ends, record_visits)
     num_states, num_actions = batch.next_state.shape
     level = _level_of_state(batch)

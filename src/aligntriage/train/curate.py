@@ -173,7 +173,9 @@ class ExactCurator:
         known = [self.known[key] for key in keys]
         batch = stack_mdps([k.mdp for k in known])
         table = self._table(params, observations(self.view, batch))
-        value = propagate(batch, table, self.episode).per_level(batch, batch.reward)
+        # the per-state loop's arithmetic: a regret of exactly 0 stays 0, so a curated run replays the levels it
+        # replayed before the sparse path existed, to the bit
+        value = propagate(batch, table, self.episode, sparse=False).per_level(batch, batch.reward)
         return np.maximum(np.array([k.best for k in known]) - value, 0.0)
 
     def _table(self, params, obs: np.ndarray) -> np.ndarray:

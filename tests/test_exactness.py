@@ -179,7 +179,7 @@ INVARIANCE_CASES = [  # (scenario, scripted policy, affordances)
     ("follow-leader", "goal:follow-partner", None),
     ("monster", "goal:shields", None),
 ]
-FAST = Settings(inference_levels=12, epic_levels=0)
+FAST = Settings(inference_levels=12, epic_levels=0, discovery_levels=4)  # discovery fits 4 diverging levels
 _CACHE: dict = {}
 
 

@@ -8,7 +8,8 @@ calls it) and, as a second row, ``worlds.vector.auto_reset_batch`` (one key per 
 Every observation is folded into the scan's carry (per-cell sums over the batch, read as float32 the way a policy
 network reads them; ``--consume`` picks another fold) and returned with a reward checksum, so XLA cannot drop any
 of the work. The peer is navix ``Navix-Empty-8x8-v0`` through its own API
-(vmapped ``env.reset``/``env.step``, navix's autoreset as-is, every ``timestep.observation`` consumed the same way).
+(vmapped ``env.reset``/``env.step``, navix's autoreset as-is, every ``timestep.observation`` consumed the same way);
+xminigrid's ``MiniGrid-Empty-8x8`` and gymnax's visual ``FourRooms-misc`` join it, the same way, where installed.
 
 Compile time is excluded (one warm-up call each). Then ``--repeats`` rounds, each timing every function once in
 turn, so load from other processes falls on all of them alike: steps/s is envs * steps / median time, and the
@@ -34,6 +35,8 @@ from aligntriage.worlds import get_scenario, jax_scenarios
 from aligntriage.worlds.vector import auto_reset_batch, auto_reset_step, reset_from_pool, sample_levels
 
 NAVIX_ENV = "Navix-Empty-8x8-v0"
+XMINIGRID_ENV = "MiniGrid-Empty-8x8"
+GYMNAX_ENV = "FourRooms-misc"
 
 
 def machine() -> dict:
@@ -176,6 +179,67 @@ def navix_runner(envs: int, steps: int, consume=consume_f32):
     return jax.jit(run), obs_shape, num_actions
 
 
+def xminigrid_runner(envs: int, steps: int, consume=consume_f32):
+    """xminigrid's MiniGrid-Empty-8x8 through its own API, with its GymAutoResetWrapper (its env does not reset
+    itself); every ``timestep.observation`` (the agent's egocentric view) consumed like the others."""
+    import xminigrid
+    from xminigrid.wrappers import GymAutoResetWrapper
+
+    env, params = xminigrid.make(XMINIGRID_ENV)
+    env = GymAutoResetWrapper(env)
+    num_actions = env.num_actions(params)
+
+    def run(key):
+        k_init, k_scan = jax.random.split(key)
+        timestep = jax.vmap(env.reset, in_axes=(None, 0))(params, jax.random.split(k_init, envs))
+
+        def body(carry, k):
+            timestep, obs_sum, reward_sum = carry
+            actions = jax.random.randint(k, (envs,), 0, num_actions, dtype=jnp.int32)
+            timestep = jax.vmap(env.step, in_axes=(None, 0, 0))(params, timestep, actions)
+            obs_sum = consume(obs_sum, timestep.observation)
+            reward_sum = reward_sum + timestep.reward.sum() + timestep.step_type.sum()
+            return (timestep, obs_sum, reward_sum), None
+
+        carry = (timestep, jnp.zeros(timestep.observation.shape[1:], jnp.int32), jnp.float32(0))
+        (_, obs_sum, reward_sum), _ = jax.lax.scan(body, carry, jax.random.split(k_scan, steps))
+        return obs_sum, reward_sum
+
+    obs_shape = tuple(jax.eval_shape(lambda k: env.reset(params, k), jax.random.PRNGKey(0)).observation.shape)
+    return jax.jit(run), obs_shape
+
+
+def gymnax_runner(envs: int, steps: int, consume=consume_f32):
+    """gymnax's FourRooms with visual observations through its own API (``env.step`` resets itself), every
+    observation consumed like the others."""
+    import gymnax
+
+    env, params = gymnax.make(GYMNAX_ENV, use_visual_obs=True)
+    num_actions = env.num_actions
+
+    def run(key):
+        k_init, k_scan = jax.random.split(key)
+        obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_init, envs), params)
+
+        def body(carry, k):
+            state, obs_sum, reward_sum = carry
+            k_act, k_step = jax.random.split(k)
+            actions = jax.random.randint(k_act, (envs,), 0, num_actions, dtype=jnp.int32)
+            out = jax.vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(k_step, envs), state, actions,
+                                                              params)
+            obs, state, reward, flags = out[0], out[1], out[2], out[3:-1]  # done, or terminated and truncated
+            obs_sum = consume(obs_sum, obs)
+            reward_sum = reward_sum + reward.sum() + sum(flag.sum() for flag in flags)
+            return (state, obs_sum, reward_sum), None
+
+        carry = (state, jnp.zeros(obs.shape[1:], jnp.int32), jnp.float32(0))
+        (_, obs_sum, reward_sum), _ = jax.lax.scan(body, carry, jax.random.split(k_scan, steps))
+        return obs_sum, reward_sum
+
+    obs_shape = tuple(jax.eval_shape(lambda k: env.reset(k, params)[0], jax.random.PRNGKey(0)).shape)
+    return jax.jit(run), obs_shape
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", type=int, default=4096)
@@ -184,6 +248,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=1024, help="levels in the auto-reset pool")
     parser.add_argument("--scenarios", nargs="*", default=None, help="default: every built-in scenario")
     parser.add_argument("--no-navix", action="store_true")
+    parser.add_argument("--no-peers", action="store_true", help="skip the xminigrid and gymnax peers")
     parser.add_argument("--reset", choices=("step", "batch", "both"), default="both",
                         help="auto-reset path: vmapped auto_reset_step with per-env keys, auto_reset_batch, or both")
     parser.add_argument("--consume", choices=tuple(CONSUMERS), default="f32",
@@ -208,6 +273,16 @@ def main() -> None:
             meta[name] = {"grid": "8x8", "obs_shape": obs_shape, "peer": True}
         except Exception as exc:  # report, keep measuring the scenarios
             print(f"navix: FAILED ({type(exc).__name__}: {exc})")
+    if not args.no_peers:  # optional peers (pip install xminigrid gymnax six): skipped, and said, when missing
+        for label, runner in ((f"xminigrid {XMINIGRID_ENV}", xminigrid_runner),
+                              (f"gymnax {GYMNAX_ENV} (visual)", gymnax_runner)):
+            try:
+                run, obs_shape = runner(args.envs, args.steps, consume)
+                calls[label] = (run, (key,))
+                meta[label] = {"grid": "x".join(map(str, obs_shape[:2])), "obs_shape": obs_shape, "peer": True}
+            except Exception as exc:
+                print(f"{label}: skipped ({type(exc).__name__}: {exc})")
+                skipped.append({"name": label, "skipped": f"{type(exc).__name__}: {exc}"})
     names = args.scenarios if args.scenarios else jax_scenarios()
     paths = {"step": [False], "batch": [True], "both": [False, True]}[args.reset]
     for name in names:

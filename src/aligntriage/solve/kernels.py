@@ -16,8 +16,8 @@ import numpy as np
 
 MIN_STATES = 256
 FINE_STATES = 1 << 15
-"""From here on a batch pads to a quarter of a power of two instead of a whole one (at most 25% of padding, not
-100%): a kernel's time grows with the padded size, and four compiles per octave cost less than that here."""
+"""Past this many states a batch pads to the next eighth of the power of two above it instead of that power (at most
+25% of padding, not 100%): a kernel's time grows with the padded size, and four compiles per octave cost less."""
 
 
 def bucket(count: int) -> int:

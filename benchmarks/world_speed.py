@@ -118,126 +118,110 @@ def consume_xor(obs_sum: jax.Array, obs: jax.Array) -> jax.Array:
 CONSUMERS = {"f32": consume_f32, "int32": consume_int32, "xor": consume_xor}
 
 
-def scenario_runner(scenario, envs: int, steps: int, pool: int, batched: bool = False, consume=consume_f32):
-    """(jitted run(levels, key) -> (obs checksum, reward checksum), level pool, observation shape)."""
-    world = scenario.world
-    reward_fn = scenario.reward
-    num_actions = world.num_actions
-    step_batch = jax.vmap(lambda levels, key, state, action: auto_reset_step(world, reward_fn, levels, key, state,
-                                                                             action), in_axes=(None, 0, 0, 0))
+def random_rollout(reset, step, num_actions: int, envs: int, steps: int, consume=consume_f32):
+    """Jitted ``run(key, *data) -> (observation checksum, reward checksum)``: ``envs`` episodes of uniform random
+    actions for ``steps`` steps as one scan, the same loop for every world. Each world comes in through its own API:
+    ``reset(keys, *data) -> (state, obs)`` and ``step(state, actions, key, *data) -> (state, obs, checksum)``."""
 
-    def run(levels, key):
+    def run(key, *data):
         k_init, k_scan = jax.random.split(key)
-        states = jax.vmap(lambda k: reset_from_pool(world, levels, k))(jax.random.split(k_init, envs))
-
-        def body(carry, k):
-            states, obs_sum, reward_sum = carry
-            k_act, k_reset = jax.random.split(k)
-            actions = jax.random.randint(k_act, (envs,), 0, num_actions, dtype=jnp.int32)
-            if batched:  # one key for the batch
-                states, tr = auto_reset_batch(world, reward_fn, levels, k_reset, states, actions)
-            else:  # one key per env, as a vmapped auto_reset_step takes them
-                states, tr = step_batch(levels, jax.random.split(k_reset, envs), states, actions)
-            obs_sum = consume(obs_sum, jax.vmap(world.observe)(states))
-            reward_sum = reward_sum + tr.reward.sum() + tr.terminated.sum() + tr.truncated.sum()
-            return (states, obs_sum, reward_sum), None
-
-        obs_shape = jax.eval_shape(jax.vmap(world.observe), states).shape[1:]
-        carry = (states, jnp.zeros(obs_shape, jnp.int32), jnp.float32(0))
-        (_, obs_sum, reward_sum), _ = jax.lax.scan(body, carry, jax.random.split(k_scan, steps))
-        return obs_sum, reward_sum  # only the checksums: returning the final states costs copies
-
-    levels = jax.jit(lambda k: sample_levels(scenario, "train", k, pool))(jax.random.PRNGKey(1))
-    first = jax.tree.map(lambda leaf: leaf[0], levels)
-    obs_shape = jax.eval_shape(lambda lv: world.observe(world.reset(jax.random.PRNGKey(0), lv)), first).shape
-    return jax.jit(run), levels, tuple(obs_shape)
-
-
-def navix_runner(envs: int, steps: int, consume=consume_f32):
-    import navix as nx
-
-    env = nx.make(NAVIX_ENV)
-    num_actions = int(env.action_space.n) if hasattr(env.action_space, "n") else len(env.action_set)
-
-    def run(key):
-        k_init, k_scan = jax.random.split(key)
-        timestep = jax.vmap(env.reset)(jax.random.split(k_init, envs))
-
-        def body(carry, k):
-            timestep, obs_sum, reward_sum = carry
-            actions = jax.random.randint(k, (envs,), 0, num_actions, dtype=jnp.int32)
-            timestep = jax.vmap(env.step)(timestep, actions)
-            obs_sum = consume(obs_sum, timestep.observation)
-            reward_sum = reward_sum + timestep.reward.sum() + timestep.step_type.sum()
-            return (timestep, obs_sum, reward_sum), None
-
-        carry = (timestep, jnp.zeros(timestep.observation.shape[1:], jnp.int32), jnp.float32(0))
-        (_, obs_sum, reward_sum), _ = jax.lax.scan(body, carry, jax.random.split(k_scan, steps))
-        return obs_sum, reward_sum
-
-    obs_shape = tuple(env.observation_space.shape)
-    return jax.jit(run), obs_shape, num_actions
-
-
-def xminigrid_runner(envs: int, steps: int, consume=consume_f32):
-    """xminigrid's MiniGrid-Empty-8x8 through its own API, with its GymAutoResetWrapper (its env does not reset
-    itself); every ``timestep.observation`` (the agent's egocentric view) consumed like the others."""
-    import xminigrid
-    from xminigrid.wrappers import GymAutoResetWrapper
-
-    env, params = xminigrid.make(XMINIGRID_ENV)
-    env = GymAutoResetWrapper(env)
-    num_actions = env.num_actions(params)
-
-    def run(key):
-        k_init, k_scan = jax.random.split(key)
-        timestep = jax.vmap(env.reset, in_axes=(None, 0))(params, jax.random.split(k_init, envs))
-
-        def body(carry, k):
-            timestep, obs_sum, reward_sum = carry
-            actions = jax.random.randint(k, (envs,), 0, num_actions, dtype=jnp.int32)
-            timestep = jax.vmap(env.step, in_axes=(None, 0, 0))(params, timestep, actions)
-            obs_sum = consume(obs_sum, timestep.observation)
-            reward_sum = reward_sum + timestep.reward.sum() + timestep.step_type.sum()
-            return (timestep, obs_sum, reward_sum), None
-
-        carry = (timestep, jnp.zeros(timestep.observation.shape[1:], jnp.int32), jnp.float32(0))
-        (_, obs_sum, reward_sum), _ = jax.lax.scan(body, carry, jax.random.split(k_scan, steps))
-        return obs_sum, reward_sum
-
-    obs_shape = tuple(jax.eval_shape(lambda k: env.reset(params, k), jax.random.PRNGKey(0)).observation.shape)
-    return jax.jit(run), obs_shape
-
-
-def gymnax_runner(envs: int, steps: int, consume=consume_f32):
-    """gymnax's FourRooms with visual observations through its own API (``env.step`` resets itself), every
-    observation consumed like the others."""
-    import gymnax
-
-    env, params = gymnax.make(GYMNAX_ENV, use_visual_obs=True)
-    num_actions = env.num_actions
-
-    def run(key):
-        k_init, k_scan = jax.random.split(key)
-        obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_init, envs), params)
+        state, obs = reset(jax.random.split(k_init, envs), *data)
 
         def body(carry, k):
             state, obs_sum, reward_sum = carry
             k_act, k_step = jax.random.split(k)
             actions = jax.random.randint(k_act, (envs,), 0, num_actions, dtype=jnp.int32)
-            out = jax.vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(k_step, envs), state, actions,
-                                                              params)
-            obs, state, reward, flags = out[0], out[1], out[2], out[3:-1]  # done, or terminated and truncated
-            obs_sum = consume(obs_sum, obs)
-            reward_sum = reward_sum + reward.sum() + sum(flag.sum() for flag in flags)
-            return (state, obs_sum, reward_sum), None
+            state, obs, checksum = step(state, actions, k_step, *data)
+            return (state, consume(obs_sum, obs), reward_sum + checksum), None
 
         carry = (state, jnp.zeros(obs.shape[1:], jnp.int32), jnp.float32(0))
         (_, obs_sum, reward_sum), _ = jax.lax.scan(body, carry, jax.random.split(k_scan, steps))
-        return obs_sum, reward_sum
+        return obs_sum, reward_sum  # only the checksums: returning the final states costs copies
+
+    return jax.jit(run)
+
+
+def scenario_runner(scenario, envs: int, steps: int, pool: int, batched: bool = False, consume=consume_f32):
+    """(jitted run(key, levels), level pool, observation shape); ended episodes restart on a level of the pool."""
+    world = scenario.world
+    reward_fn = scenario.reward
+    step_batch = jax.vmap(lambda levels, key, state, action: auto_reset_step(world, reward_fn, levels, key, state,
+                                                                             action), in_axes=(None, 0, 0, 0))
+    observe = jax.vmap(world.observe)
+
+    def reset(keys, levels):
+        states = jax.vmap(lambda k: reset_from_pool(world, levels, k))(keys)
+        return states, observe(states)
+
+    def step(states, actions, key, levels):
+        if batched:  # one key for the batch
+            states, tr = auto_reset_batch(world, reward_fn, levels, key, states, actions)
+        else:  # one key per env, as a vmapped auto_reset_step takes them
+            states, tr = step_batch(levels, jax.random.split(key, envs), states, actions)
+        return states, observe(states), tr.reward.sum() + tr.terminated.sum() + tr.truncated.sum()
+
+    levels = jax.jit(lambda k: sample_levels(scenario, "train", k, pool))(jax.random.PRNGKey(1))
+    first = jax.tree.map(lambda leaf: leaf[0], levels)
+    obs_shape = jax.eval_shape(lambda lv: world.observe(world.reset(jax.random.PRNGKey(0), lv)), first).shape
+    return random_rollout(reset, step, world.num_actions, envs, steps, consume), levels, tuple(obs_shape)
+
+
+def navix_runner(envs: int, steps: int, consume=consume_f32):
+    """navix's Empty-8x8 through its own API, its autoreset as it is."""
+    import navix as nx
+
+    env = nx.make(NAVIX_ENV)
+    num_actions = int(env.action_space.n) if hasattr(env.action_space, "n") else len(env.action_set)
+
+    def reset(keys):
+        timestep = jax.vmap(env.reset)(keys)
+        return timestep, timestep.observation
+
+    def step(timestep, actions, key):
+        timestep = jax.vmap(env.step)(timestep, actions)
+        return timestep, timestep.observation, timestep.reward.sum() + timestep.step_type.sum()
+
+    return random_rollout(reset, step, num_actions, envs, steps, consume), tuple(env.observation_space.shape)
+
+
+def xminigrid_runner(envs: int, steps: int, consume=consume_f32):
+    """xminigrid's MiniGrid-Empty-8x8 through its own API, with its GymAutoResetWrapper (its env does not reset
+    itself); the observation is the agent's egocentric view."""
+    import xminigrid
+    from xminigrid.wrappers import GymAutoResetWrapper
+
+    env, params = xminigrid.make(XMINIGRID_ENV)
+    env = GymAutoResetWrapper(env)
+
+    def reset(keys):
+        timestep = jax.vmap(env.reset, in_axes=(None, 0))(params, keys)
+        return timestep, timestep.observation
+
+    def step(timestep, actions, key):
+        timestep = jax.vmap(env.step, in_axes=(None, 0, 0))(params, timestep, actions)
+        return timestep, timestep.observation, timestep.reward.sum() + timestep.step_type.sum()
+
+    obs_shape = tuple(jax.eval_shape(lambda k: env.reset(params, k), jax.random.PRNGKey(0)).observation.shape)
+    return random_rollout(reset, step, env.num_actions(params), envs, steps, consume), obs_shape
+
+
+def gymnax_runner(envs: int, steps: int, consume=consume_f32):
+    """gymnax's FourRooms with visual observations through its own API (``env.step`` resets itself)."""
+    import gymnax
+
+    env, params = gymnax.make(GYMNAX_ENV, use_visual_obs=True)
+
+    def reset(keys):
+        obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+        return state, obs
+
+    def step(state, actions, key):
+        out = jax.vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(key, envs), state, actions, params)
+        obs, state, reward, flags = out[0], out[1], out[2], out[3:-1]  # done, or terminated and truncated
+        return state, obs, reward.sum() + sum(flag.sum() for flag in flags)
 
     obs_shape = tuple(jax.eval_shape(lambda k: env.reset(k, params)[0], jax.random.PRNGKey(0)).shape)
-    return jax.jit(run), obs_shape
+    return random_rollout(reset, step, env.num_actions, envs, steps, consume), obs_shape
 
 
 def main() -> None:
@@ -267,7 +251,7 @@ def main() -> None:
     calls, meta, results, skipped = {}, {}, [], []
     if not args.no_navix:
         try:
-            run, obs_shape, num_actions = navix_runner(args.envs, args.steps, consume)
+            run, obs_shape = navix_runner(args.envs, args.steps, consume)
             name = f"navix {NAVIX_ENV}"
             calls[name] = (run, (key,))
             meta[name] = {"grid": "8x8", "obs_shape": obs_shape, "peer": True}
@@ -296,7 +280,7 @@ def main() -> None:
                 skipped.append({"name": label, "skipped": f"{type(exc).__name__}: {exc}"})
                 break
             grid = f"{obs_shape[0]}x{obs_shape[1]}" if len(obs_shape) >= 2 else str(obs_shape)
-            calls[label] = (run, (levels, key))
+            calls[label] = (run, (key, levels))
             meta[label] = {"grid": grid, "obs_shape": obs_shape, "reset": "auto_reset_batch" if batched else
                            "vmap(auto_reset_step)"}
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy import sparse
+from scipy.sparse import csr_matrix
 
 from aligntriage.solve.value import Episode, as_schedule, continuation
 
@@ -66,8 +66,6 @@ def propagate(batch, policy, episode: Episode, first: np.ndarray | None = None, 
       A ``Flow``.
     """
     schedule = as_schedule(policy)
-    if sparse and schedule.is_stationary:
-        return _propagate_stationary(batch, schedule.first, episode, first, ever, ends, record_visits)
     num_states, num_actions = batch.next_state.shape
     level = _level_of_state(batch)
     num_levels = int(level.max()) + 1 if level.size else 0
@@ -76,6 +74,10 @@ def propagate(batch, policy, episode: Episode, first: np.ndarray | None = None, 
     start = np.zeros(num_states)
     initial = _initial(batch)
     start[initial] = (~batch.terminal[initial]).astype(np.float64)
+    ever = None if ever is None else np.asarray(ever, bool)
+    if sparse and schedule.is_stationary:
+        return _propagate_stationary(batch, schedule.first, episode, start, cont, level, num_levels, first, ever,
+                                     record_visits)
     occupancy = np.zeros((num_states, num_actions))
     visits = np.zeros((episode.horizon, num_states)) if record_visits else None
     mass = start.copy()
@@ -83,7 +85,6 @@ def propagate(batch, policy, episode: Episode, first: np.ndarray | None = None, 
     categories = 0 if first is None else first.shape[0] + 2
     first_out = np.zeros(num_levels * categories)
     fresh = start.copy() if first is not None else None
-    ever = None if ever is None else np.asarray(ever, bool)
     ever_out = None if ever is None else np.zeros((num_levels, ever.shape[0]))
     not_yet = None if ever is None else [start.copy() for _ in range(ever.shape[0])]
     weight = 1.0
@@ -125,37 +126,29 @@ def propagate(batch, policy, episode: Episode, first: np.ndarray | None = None, 
     return Flow(occupancy, first_levels, ever_out, visits)
 
 
-def _propagate_stationary(batch, table: np.ndarray, episode: Episode, first: np.ndarray | None,
-                          ever: np.ndarray | None, ends: np.ndarray | None, record_visits: bool) -> Flow:
+def _propagate_stationary(batch, table: np.ndarray, episode: Episode, start: np.ndarray, cont: np.ndarray,
+                          level: np.ndarray, num_levels: int, first: np.ndarray | None, ever: np.ndarray | None,
+                          record_visits: bool) -> Flow:
     """``propagate`` for a stationary policy, the same figures to rounding: one sparse transition matrix per tracked
     mass, one matrix-vector product per step. A stochastic agent (or the uniform-random reference) spreads its mass
     over most states, where the general loop's per-state bookkeeping cost seconds per call on a thousand levels."""
     num_states, num_actions = batch.next_state.shape
-    level = _level_of_state(batch)
-    num_levels = int(level.max()) + 1 if level.size else 0
-    cont = continuation(batch, ends)
-    initial = _initial(batch)
-    start = np.zeros(num_states)
-    start[initial] = (~batch.terminal[initial]).astype(np.float64)
     source = np.repeat(np.arange(num_states), num_actions)
     target = batch.next_state.reshape(-1)
 
-    def step_matrix(keep: np.ndarray) -> sparse.csr_matrix:
+    def step_matrix(keep: np.ndarray) -> csr_matrix:
         """[S', S]: the mass a step moves from S to S' along the transitions ``keep`` [S, A] allows."""
         weights = (table * keep).reshape(-1)
         live = weights != 0
-        return sparse.csr_matrix((weights[live], (target[live], source[live])), shape=(num_states, num_states))
+        return csr_matrix((weights[live], (target[live], source[live])), shape=(num_states, num_states))
 
-    tracked = [(start, step_matrix(cont))]  # the episode's mass, then the not-yet-decided masses
-    winner = None
+    winner = None if first is None else first_index(np.asarray(first, bool))
+    steps = [step_matrix(cont)]  # the episode's mass, then the masses not yet decided by the first event, each event
     if first is not None:
-        winner = first_index(np.asarray(first, bool))
-        tracked.append((start, step_matrix(cont & (winner < 0))))
-    ever = None if ever is None else np.asarray(ever, bool)
-    for event in ever if ever is not None else []:
-        tracked.append((start, step_matrix(cont & ~event)))
-    masses = [m.copy() for m, _ in tracked]
-    totals = [np.zeros(num_states) for _ in tracked]  # discounted for the episode's mass, plain for the others
+        steps.append(step_matrix(cont & (winner < 0)))
+    steps += [step_matrix(cont & ~event) for event in (ever if ever is not None else [])]
+    masses = [start.copy() for _ in steps]
+    totals = [np.zeros(num_states) for _ in steps]  # discounted for the episode's mass, plain for the others
     visits = np.zeros((episode.horizon, num_states)) if record_visits else None
     weight = 1.0
     for t in range(episode.horizon):
@@ -163,32 +156,27 @@ def _propagate_stationary(batch, table: np.ndarray, episode: Episode, first: np.
             break
         if visits is not None:
             visits[t] = masses[0]
-        for k, (_, matrix) in enumerate(tracked):
+        for k, matrix in enumerate(steps):
             totals[k] += (weight if k == 0 else 1.0) * masses[k]
             masses[k] = matrix @ masses[k]
         weight *= episode.gamma
-    occupancy = totals[0][:, None] * table
 
-    def per_level(mass: np.ndarray, rates: np.ndarray) -> np.ndarray:
-        """[L, K]: sum over each level's states of mass [S] times per-state rates [S, K]."""
-        return np.stack([np.bincount(level, mass * r, minlength=num_levels) for r in rates.T], axis=1)
+    def per_level(mass: np.ndarray, rate: np.ndarray) -> np.ndarray:
+        """[L]: sum over each level's states of mass [S] times a per-state rate [S]."""
+        return np.bincount(level, mass * rate, minlength=num_levels)
 
     first_levels = None
     if first is not None:
-        categories = first.shape[0] + 2
-        rates = np.zeros((num_states, categories))
-        for e in range(first.shape[0]):
-            rates[:, e] = (table * (winner == e)).sum(axis=1)
-        rates[:, -2] = (table * ((winner < 0) & ~cont)).sum(axis=1)
-        first_levels = per_level(totals[1], rates)
-        first_levels[:, -1] += np.bincount(level, masses[1], minlength=num_levels)
+        rates = [(table * (winner == e)).sum(axis=1) for e in range(first.shape[0])]
+        rates.append((table * ((winner < 0) & ~cont)).sum(axis=1))  # terminated early
+        first_levels = np.stack([per_level(totals[1], r) for r in rates] + [per_level(masses[1], 1.0)], axis=1)
     ever_out = None
     if ever is not None:
         offset = 2 if first is not None else 1
         ever_out = np.zeros((num_levels, ever.shape[0]))
         for k, event in enumerate(ever):
-            ever_out[:, k] = per_level(totals[offset + k], (table * event).sum(axis=1)[:, None])[:, 0]
-    return Flow(occupancy, first_levels, ever_out, visits)
+            ever_out[:, k] = per_level(totals[offset + k], (table * event).sum(axis=1))
+    return Flow(totals[0][:, None] * table, first_levels, ever_out, visits)
 
 
 def _push(nxt: np.ndarray, keep: np.ndarray, flow: np.ndarray, size: int) -> np.ndarray:

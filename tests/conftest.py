@@ -77,3 +77,10 @@ def episode(scenario, gamma=0.99):
     from aligntriage.solve.value import Episode
 
     return Episode(gamma, scenario.world.horizon)
+
+
+@pytest.fixture(autouse=True)
+def _session_store(monkeypatch):
+    """Each test starts with the session's run index: the CLI's ``--store`` writes ALIGNTRIAGE_STORE into the
+    environment (for the processes a command starts), which in one test process would carry over to later tests."""
+    monkeypatch.setenv("ALIGNTRIAGE_STORE", os.environ["ALIGNTRIAGE_STORE"])

@@ -22,7 +22,7 @@ from aligntriage.store.files import csv_bytes, json_bytes, load_tree, tree_bytes
 from aligntriage.store.folder import RunFolder, RunRecord
 from aligntriage.store.index import index_run
 from aligntriage.train.curate import check_curriculum, make_curator
-from aligntriage.train.ppo import PPOConfig, make_trainer, network_for, policy_from_params, seed_keys
+from aligntriage.train.ppo import PPOConfig, chunk_updates, make_trainer, network_for, policy_from_params, seed_keys
 from aligntriage.worlds import get_scenario
 
 REWARD_PATCH = "reward_patch"
@@ -61,10 +61,6 @@ def _interrupt_flag():
         yield flag
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _chunk_size(config: PPOConfig) -> int:
-    return max(1, min(10, config.num_updates // 20))
 
 
 def _non_finite(metrics: dict, config: PPOConfig, done: int) -> str | None:
@@ -141,7 +137,7 @@ def _train(folder: RunFolder, scenario, config, params, resume, on_progress, kin
         if index:
             index_run(out)
 
-    chunk = _chunk_size(config)
+    chunk = chunk_updates(config)
     last_save = time.monotonic()
     with _interrupt_flag() as interrupted:
         while done < config.num_updates and not interrupted["set"]:

@@ -384,14 +384,36 @@ def make_trainer_with(world: World, reward: Callable, sample_level: Callable, co
 
     step, first = (update_one, init_one) if curator is None else (curated_update, init_curated)
 
-    def run_one(runner, num_updates: int):
-        return jax.lax.scan(step, runner, None, num_updates)
+    def run_one(runner, count, capacity: int):
+        """The first ``count`` of ``capacity`` updates, metrics in a ``capacity``-long buffer: the count is a traced
+        loop bound, so one compiled program serves every chunk length up to ``capacity`` (a short last chunk, or
+        a curriculum's chunks cut at its scoring passes, used to compile a program of their own)."""
+        shapes = jax.eval_shape(step, runner, None)[1]
+        buffers = jax.tree.map(lambda s: jnp.zeros((capacity,) + s.shape, s.dtype), shapes)
+
+        def body(i, carry):
+            runner, buffers = carry
+            runner, metrics = step(runner, None)
+            return runner, jax.tree.map(lambda buffer, m: buffer.at[i].set(m), buffers, metrics)
+
+        return jax.lax.fori_loop(0, count, body, (runner, buffers))
 
     # Seeds are initialised one after another (lax.map), not vmapped: a vmapped orthogonal initialiser (batched
     # QR) with several layers deadlocks the XLA CPU runtime here (jax 0.10.2, 2+ seeds, 2 hidden layers).
     init = jax.jit(lambda keys: jax.lax.map(first, keys))
-    run = jax.jit(jax.vmap(run_one, in_axes=(0, None)), static_argnums=1)
+    compiled = jax.jit(jax.vmap(run_one, in_axes=(0, None, None)), static_argnums=2)
+
+    def run(runner, num_updates: int):
+        runner, metrics = compiled(runner, jnp.int32(num_updates), max(num_updates, chunk_updates(config)))
+        return runner, jax.tree.map(lambda m: m[:, :num_updates], metrics)
+
     return Trainer(config, network, init, run)
+
+
+def chunk_updates(config: PPOConfig) -> int:
+    """Updates per jitted call of a training run (about 20 calls in all, at most 10 updates each): progress,
+    checkpoints and Ctrl-C are handled between calls."""
+    return max(1, min(10, config.num_updates // 20))
 
 
 def seed_keys(config: PPOConfig) -> jax.Array:

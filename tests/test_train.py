@@ -76,6 +76,28 @@ def test_trainer_sees_only_world_reward_and_levels():
     assert np.isfinite(np.asarray(metrics["mean_return"])).all()
 
 
+def test_a_short_last_chunk_runs_the_compiled_update_again_with_the_same_bits():
+    config = dataclasses.replace(CONFIG, seeds=1, total_steps=16 * 16 * 60)  # 60 updates: chunks of 3
+    scenario = get_scenario("coinrun", **TINY)
+    trainer = make_trainer(scenario.world, scenario.reward, scenario.distribution("train").sample, config)
+    start = trainer.init(seed_keys(config))
+    whole, whole_metrics = trainer.run(start, 3)
+    traced = []
+
+    def listen(event, duration, **kwargs):
+        traced.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        part, first = trainer.run(start, 2)
+        part, last = trainer.run(part, 1)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert "/jax/core/compile/jaxpr_trace_duration" not in traced  # no new program for 2 or 1 updates
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(part)))
+    assert all(np.array_equal(whole_metrics[k], np.concatenate([first[k], last[k]], axis=1)) for k in first)
+
+
 def test_bad_settings_are_clear_errors(tmp_path, run_dir):
     with pytest.raises(AligntriageError, match="unknown network 'rnn'"):
         PPOConfig(network="rnn").validate()

@@ -404,8 +404,9 @@ def make_trainer_with(world: World, reward: Callable, sample_level: Callable, co
     compiled = jax.jit(jax.vmap(run_one, in_axes=(0, None, None)), static_argnums=2)
 
     def run(runner, num_updates: int):
+        """``num_updates`` updates of every seed; the metrics come back to the host, cut to the updates run."""
         runner, metrics = compiled(runner, jnp.int32(num_updates), max(num_updates, chunk_updates(config)))
-        return runner, jax.tree.map(lambda m: m[:, :num_updates], metrics)
+        return runner, jax.tree.map(lambda m: m[:, :num_updates], jax.device_get(metrics))
 
     return Trainer(config, network, init, run)
 

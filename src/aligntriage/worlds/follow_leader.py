@@ -67,7 +67,7 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage.scenario import Distribution, Goal, Param, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, render_rows
+from aligntriage.worlds.grid import MOVES, channels_last, marks, move_by_table, neighbours, render_rows
 
 PARAMS = {"horizon": Param(20, "steps per episode (time for the partner's longest tour)", low=16)}
 TRAINING = {"ent_coef": 0.001}
@@ -80,6 +80,7 @@ _NON_CORNER = jnp.array([c for c in range(SIZE * SIZE) if c not in (0, SIZE - 1,
                         jnp.int32)
 _WALLS = jnp.zeros(SHAPE, bool)
 _BITS = jnp.array([1, 2, 4], jnp.int32)  # colour c's bit in State.entered
+_TABLE = neighbours(SHAPE)
 _ALL = 7
 
 
@@ -167,15 +168,16 @@ def build(**overrides) -> Scenario:
 
     def step(state: State, action: jax.Array) -> State:
         level = state.level
-        pos = move(state.pos, action, _WALLS)
+        pos = move_by_table(state.pos, action, _WALLS, _TABLE)
         moved = State(level, state.t + 1, pos, state.progress, state.copied, state.entered)
         correct, _ = rewarded(state, moved)
         copy, _ = copied(state, moved)
         hit = jnp.sum(jnp.where(level.goals == pos, _BITS, 0))
-        moved = moved._replace(progress=(state.progress + correct).astype(jnp.int32),
-                               copied=(state.copied + copy).astype(jnp.int32),
-                               entered=(state.entered | hit).astype(jnp.int32))
-        return absorbing(state, moved, is_terminal(state))
+        ended = is_terminal(state)  # terminal states absorb every action
+        return State(level, jnp.where(ended, state.t, state.t + 1), jnp.where(ended, state.pos, pos),
+                     jnp.where(ended, state.progress, state.progress + correct).astype(jnp.int32),
+                     jnp.where(ended, state.copied, state.copied + copy).astype(jnp.int32),
+                     jnp.where(ended, state.entered, state.entered | hit).astype(jnp.int32))
 
     def partner(state: State) -> jax.Array:
         """The partner's cell as the agent sees it at step t: one step ahead, ``partner_path[t + 1]``."""

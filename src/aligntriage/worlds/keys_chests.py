@@ -49,7 +49,17 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage.scenario import Distribution, Goal, Param, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, plane, render_rows
+from aligntriage.worlds.grid import (
+    MOVES,
+    absorbing,
+    channels_last,
+    marks,
+    move_by_table,
+    neighbours,
+    plane,
+    render_rows,
+    union,
+)
 
 PARAMS = {
     "size": Param(6, "side of the open room", low=2),
@@ -112,6 +122,7 @@ def build(**overrides) -> Scenario:
     walls = (rows == 0) | (rows == side - 1) | (cols == 0) | (cols == side - 1)
     room = jnp.nonzero(~walls.reshape(-1), size=size * size)[0].astype(jnp.int32)
     slot_ids = jnp.arange(slots)
+    table = neighbours(shape)
 
     def sampler(num_keys: int, num_chests: int):
         def sample(key: jax.Array) -> Level:
@@ -132,7 +143,7 @@ def build(**overrides) -> Scenario:
 
     def step(state: State, action: jax.Array) -> State:
         level = state.level
-        pos = move(state.pos, action, level.walls)
+        pos = move_by_table(state.pos, action, level.walls, table)
         pick = (level.keys == pos) & ~state.taken & (state.inventory < cap)
         inventory = state.inventory + pick.any().astype(jnp.int32)
         open_ = (level.chests == pos) & ~state.opened & (inventory > 0)
@@ -145,15 +156,10 @@ def build(**overrides) -> Scenario:
         cells = jnp.concatenate([state.pos[None], jnp.where(state.taken, -1, level.keys),
                                  jnp.where(state.opened, -1, level.chests)])
         found = marks(cells, shape)
-        held = (jnp.arange(side * side) < state.inventory) & (jnp.arange(side * side) < side)
-        planes = [
-            level.walls.reshape(1, -1),
-            found[:1],
-            found[1:1 + slots].any(axis=0, keepdims=True),
-            found[1 + slots:].any(axis=0, keepdims=True),
-            held[None, :],
-        ]
-        return channels_last(jnp.concatenate(planes, axis=0), shape)
+        flat = jnp.arange(side * side)
+        held = (flat < state.inventory) & (flat < side)
+        planes = [level.walls.reshape(-1), found[0], union(found[1:1 + slots]), union(found[1 + slots:]), held]
+        return channels_last(jnp.stack(planes), shape)
 
     def render(state: State) -> list[str]:
         level = state.level

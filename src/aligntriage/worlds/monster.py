@@ -71,9 +71,20 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from aligntriage.scenario import Distribution, Goal, Param, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, plane, render_rows
+from aligntriage.worlds.grid import (
+    MOVES,
+    absorbing,
+    channels_last,
+    marks,
+    move_by_table,
+    neighbours,
+    plane,
+    render_rows,
+    union,
+)
 
 PARAMS = {
     "size": Param(4, "side of the open room (lairs 3 steps from the start)", low=4),
@@ -157,6 +168,7 @@ def build(**overrides) -> Scenario:
     slot_ids = jnp.arange(slots)
     num_items = num_apples + num_shields
     pairs = jnp.arange(size * size // 2)
+    table = neighbours(shape)
 
     def sampler(num_monsters: int, horizon: int):
         # a level without monsters and with the longest episodes needs no clock: the runner's cutoff ends it
@@ -183,20 +195,29 @@ def build(**overrides) -> Scenario:
 
         return sample
 
+    def row_col(cells: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Row and column of non-negative cells. Truncating division, exact there and fewer ops than floor division
+        (which matters: XLA recomputes this arithmetic in every fused consumer of the monsters' cells)."""
+        return lax.div(cells, side), lax.rem(cells, side)
+
     def chase(cells: jax.Array, target: jax.Array) -> jax.Array:
         """Each live monster's step towards ``target``: along the axis where it is farther away (rows on a tie);
-        the room has no inner walls, so the step is never blocked."""
-        dr = target // side - cells // side
-        dc = target % side - cells % side
+        the room has no inner walls, so the step is never blocked. Destroyed monsters (-1) stay."""
+        (row, col), (target_row, target_col) = row_col(cells), row_col(target)
+        dr, dc = target_row - row, target_col - col
         vertical = jnp.abs(dr) >= jnp.abs(dc)
         nxt = cells + jnp.where(vertical, jnp.sign(dr) * side, jnp.sign(dc))
         return jnp.where(cells >= 0, nxt, cells).astype(jnp.int32)
 
+    def spot_cells(spots_of: jax.Array, spot: jax.Array) -> jax.Array:
+        """The cell each item lies on: ``spots_of[i, spot[i]]`` (spot 0 or 1), a select rather than a gather."""
+        return jnp.where(spot == 0, spots_of[:, 0], spots_of[:, 1])
+
     def apple_cells(state: State) -> jax.Array:
-        return jnp.take_along_axis(state.level.apples, state.apple_spot[:, None], axis=1)[:, 0]
+        return spot_cells(state.level.apples, state.apple_spot)
 
     def shield_cells(state: State) -> jax.Array:
-        return jnp.take_along_axis(state.level.shields, state.shield_spot[:, None], axis=1)[:, 0]
+        return spot_cells(state.level.shields, state.shield_spot)
 
     def reset(key: jax.Array, level: Level) -> State:
         del key  # the level fixes everything
@@ -210,10 +231,10 @@ def build(**overrides) -> Scenario:
         """What happens once the agent has moved to ``pos``: the monsters' cells after they move (on every
         ``monster_period``-th step, towards ``pos``) and meet it (within ``reach``), the inventory after pick-ups
         and kills, and which monsters hurt it. One home for the rules that both ``step`` and the hurt term read."""
-        moving = (state.clock % period) == period - 1
+        moving = lax.rem(state.clock, period) == period - 1
         cells = jnp.where(moving, chase(state.monsters, pos), state.monsters)
-        near = jnp.abs(cells // side - pos // side) + jnp.abs(cells % side - pos % side) <= reach
-        meet = near & (state.monsters >= 0)
+        (row, col), (pos_row, pos_col) = row_col(cells), row_col(pos)
+        meet = (jnp.abs(row - pos_row) + jnp.abs(col - pos_col) <= reach) & (state.monsters >= 0)
         held = jnp.minimum(state.inventory + (shield_cells(state) == pos).sum().astype(jnp.int32), capacity)
         killed = meet & (jnp.cumsum(meet) <= held)
         gone = killed | (meet & ~stay)
@@ -222,12 +243,12 @@ def build(**overrides) -> Scenario:
 
     def step(state: State, action: jax.Array) -> State:
         level = state.level
-        pos = move(state.pos, action, level.walls)
+        pos = move_by_table(state.pos, action, level.walls, table)
         eat = apple_cells(state) == pos
         pick = shield_cells(state) == pos
         cells, inventory, _ = encounter(state, pos)
-        moved = State(level, state.t + 1, pos, ((state.apple_spot + eat) % spots).astype(jnp.int32),
-                      ((state.shield_spot + pick) % spots).astype(jnp.int32), cells, inventory,
+        moved = State(level, state.t + 1, pos, lax.rem(state.apple_spot + eat, spots).astype(jnp.int32),
+                      lax.rem(state.shield_spot + pick, spots).astype(jnp.int32), cells, inventory,
                       jnp.where(state.clock < level.horizon, state.clock + 1, state.clock).astype(jnp.int32))
         return absorbing(state, moved, is_terminal(state))
 
@@ -242,15 +263,15 @@ def build(**overrides) -> Scenario:
         a0, s0 = 1, 1 + num_apples
         m0 = s0 + num_shields
         planes = [
-            level.walls.reshape(1, -1),
-            found[:1],
-            found[a0:s0].any(axis=0, keepdims=True),
-            found[s0:m0].any(axis=0, keepdims=True),
-            found[m0:].any(axis=0, keepdims=True),
-            held_plane(state)[None, :],
-            (jnp.arange(side * side) < state.clock)[None, :],
+            level.walls.reshape(-1),
+            found[0],
+            union(found[a0:s0]),
+            union(found[s0:m0]),
+            union(found[m0:]),
+            held_plane(state),
+            jnp.arange(side * side) < state.clock,
         ]
-        return channels_last(jnp.concatenate(planes, axis=0), shape)
+        return channels_last(jnp.stack(planes), shape)
 
     def render(state: State) -> list[str]:
         level = state.level

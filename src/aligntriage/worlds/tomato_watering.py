@@ -47,7 +47,17 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage.scenario import Distribution, Goal, Param, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, channels_last, marks, move, plane, random_cell, render_rows
+from aligntriage.worlds.grid import (
+    MOVES,
+    cell_code,
+    channel_bits,
+    marks,
+    move_by_table,
+    neighbours,
+    plane,
+    random_cell,
+    render_rows,
+)
 
 PARAMS = {
     "height": Param(5, "rows of the grid", low=3),
@@ -126,9 +136,11 @@ def build(**overrides) -> Scenario:
     def is_terminal(state: State) -> jax.Array:
         return jnp.zeros((), bool)  # no terminal state: episodes end at the horizon
 
+    table = neighbours(shape)
+
     def step(state: State, action: jax.Array) -> State:
         level = state.level
-        pos = move(state.pos, action, level.walls)
+        pos = move_by_table(state.pos, action, level.walls, table)
         wet = jnp.where(level.tomatoes == pos, level.period, jnp.maximum(state.wet - 1, 0))
         return State(level, state.t + 1, pos, wet.astype(jnp.int32))
 
@@ -143,14 +155,13 @@ def build(**overrides) -> Scenario:
         return present(state) & (truly_watered(state) | (state.pos == state.level.tile))
 
     def observe(state: State) -> jax.Array:
-        # channels wall, agent, tile, tomato, watered (as observed): flat planes first, one transpose
+        # channels wall, agent, tile, tomato, watered (as observed): one bit each in a per-cell code; a tomato's
+        # item carries both its tomato bit and, while it is seen watered, its watered bit
         level = state.level
-        cells = jnp.concatenate([jnp.stack([state.pos, level.tile]), level.tomatoes,
-                                 jnp.where(seen_watered(state), level.tomatoes, -1)])
-        found = marks(cells, shape)
-        planes = jnp.stack([level.walls.reshape(-1), found[0], found[1], found[2:2 + slots].any(axis=0),
-                            found[2 + slots:].any(axis=0)])
-        return channels_last(planes, shape)
+        items = jnp.concatenate([jnp.stack([state.pos, level.tile]), level.tomatoes])
+        bits = jnp.concatenate([jnp.array([2, 4], jnp.int32), jnp.where(seen_watered(state), 8 | 16, 8)])
+        code = cell_code(height * width, items, bits) | level.walls.reshape(-1).astype(jnp.int32)
+        return channel_bits(code, 5).astype(bool).reshape(shape + (5,))
 
     def render(state: State) -> list[str]:
         level = state.level

@@ -31,6 +31,25 @@ if not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller (or a run withou
 atexit.register(shutil.rmtree, os.environ["ALIGNTRIAGE_STORE"], ignore_errors=True)
 
 
+HEAVY_FIRST = ("test_sweep.py", "test_misgeneralization.py", "test_mitigate.py", "test_curriculum.py",
+               "test_exactness.py", "test_faults.py", "test_report.py", "test_store.py")
+"""Modules whose tests take longest, longest first: xdist hands out work in collection order, so a long test
+collected last (the sweep tests come late alphabetically) keeps one worker busy after the other has finished."""
+ONE_WORKER = ("test_misgeneralization.py", "test_mitigate.py", "test_report.py", "test_store.py", "test_train.py",
+              "test_external_policies.py")
+"""Modules whose module-scoped fixtures train or diagnose: their tests run on one worker, so the fixture is built
+once rather than once on each worker that draws one of them."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.name in ONE_WORKER and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture(scope="session")
 def coinrun():
     return get_scenario("coinrun")

@@ -27,16 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage.scenario import Distribution, Goal, Param, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import (
-    MOVES,
-    channels_last,
-    marks,
-    move_by_table,
-    neighbours,
-    plane,
-    random_cell,
-    render_rows,
-)
+from aligntriage.worlds.grid import MOVES, channels_last, marks, move, plane, random_cell, render_rows
 
 PARAMS = {
     "height": Param(6, "rows of the level", low=2),
@@ -136,12 +127,10 @@ def build(**overrides) -> Scenario:
     def is_terminal(state: State) -> jax.Array:
         return state.coin | state.dead | (state.pos == state.level.exit)
 
-    table = neighbours(shape)
-
     def step(state: State, action: jax.Array) -> State:
         level = state.level
         ended = is_terminal(state)  # terminal states absorb every action
-        pos = jnp.where(ended, state.pos, move_by_table(state.pos, action, level.walls, table))
+        pos = jnp.where(ended, state.pos, move(state.pos, action, level.walls))
         return State(level, jnp.where(ended, state.t, state.t + 1), pos,
                      jnp.where(ended, state.coin, state.coin | (pos == level.coin)),
                      jnp.where(ended, state.dead, level.pits.reshape(-1)[pos]))

@@ -67,7 +67,7 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage.scenario import Distribution, Goal, Param, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, channels_last, marks, move_by_table, neighbours, render_rows
+from aligntriage.worlds.grid import MOVES, channels_last, marks, move, render_rows
 
 PARAMS = {"horizon": Param(20, "steps per episode (time for the partner's longest tour)", low=16)}
 TRAINING = {"ent_coef": 0.001}
@@ -80,7 +80,6 @@ _NON_CORNER = jnp.array([c for c in range(SIZE * SIZE) if c not in (0, SIZE - 1,
                         jnp.int32)
 _WALLS = jnp.zeros(SHAPE, bool)
 _BITS = jnp.array([1, 2, 4], jnp.int32)  # colour c's bit in State.entered
-_TABLE = neighbours(SHAPE)
 _ALL = 7
 
 
@@ -168,7 +167,7 @@ def build(**overrides) -> Scenario:
 
     def step(state: State, action: jax.Array) -> State:
         level = state.level
-        pos = move_by_table(state.pos, action, _WALLS, _TABLE)
+        pos = move(state.pos, action, _WALLS)
         moved = State(level, state.t + 1, pos, state.progress, state.copied, state.entered)
         correct, _ = rewarded(state, moved)
         copy, _ = copied(state, moved)

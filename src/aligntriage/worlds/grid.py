@@ -5,48 +5,40 @@ Positions are flat cell indices (row * width + col) so states stay small integer
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 MOVES = ("up", "down", "left", "right")
-_DELTAS = jnp.array([[-1, 0], [1, 0], [0, -1], [0, 1]], jnp.int32)
 
 
 def move(pos: jax.Array, action: jax.Array, walls: jax.Array) -> jax.Array:
-    """Cell reached by a move action (0..3) from ``pos``; walls and the border block. Other actions stay."""
-    height, width = walls.shape
-    row, col = pos // width, pos % width
-    delta = _DELTAS[jnp.clip(action, 0, 3)]
-    nrow = jnp.clip(row + delta[0], 0, height - 1)
-    ncol = jnp.clip(col + delta[1], 0, width - 1)
-    target = nrow * width + ncol
-    blocked = walls.reshape(-1)[target]
-    is_move = action < 4
-    return jnp.where(is_move & ~blocked, target, pos).astype(jnp.int32)
+    """Cell reached by a move action (0..3) from ``pos``; walls and the border block. Other actions stay.
 
-
-def neighbours(shape: tuple[int, int]) -> jax.Array:
-    """``[H * W, 4]`` int32: the cell each move action (0..3) reaches from each cell, clipped at the border as in
-    ``move``, walls ignored; the table ``move_by_table`` reads."""
-    height, width = shape
-    rows, cols = np.divmod(np.arange(height * width), width)
-    deltas = np.asarray(_DELTAS)
-    nrow = np.clip(rows[:, None] + deltas[None, :, 0], 0, height - 1)
-    ncol = np.clip(cols[:, None] + deltas[None, :, 1], 0, width - 1)
-    return jnp.asarray(nrow * width + ncol, jnp.int32)
-
-
-def move_by_table(pos: jax.Array, action: jax.Array, walls: jax.Array, table: jax.Array) -> jax.Array:
-    """``move(pos, action, walls)`` for any cell ``pos`` of the grid, with ``table = neighbours(walls.shape)``.
-
-    The target cell is one lookup instead of row/column arithmetic. Batched under XLA on CPU this matters: a chain
-    of cheap elementwise ops is recomputed inside every fused consumer of its result (each state field's
-    auto-reset select, the reward, the end flags, the observation), while a lookup is computed once.
+    The target cell is one lookup in the grid's ``neighbours`` table (a constant of the compiled program), not
+    row/column arithmetic: batched under XLA on CPU, a chain of cheap elementwise ops is recomputed inside every
+    fused consumer of its result (each state field's auto-reset select, the reward, the end flags, the
+    observation), while a lookup is computed once.
     """
-    target = table[pos, jnp.clip(action, 0, 3)]
+    target = jnp.asarray(neighbours(walls.shape))[pos, jnp.clip(action, 0, 3)]
     blocked = walls.reshape(-1)[target]
     return jnp.where((action < 4) & ~blocked, target, pos).astype(jnp.int32)
+
+
+@functools.lru_cache(maxsize=None)
+def neighbours(shape: tuple[int, int]) -> np.ndarray:
+    """``[H * W, 4]`` int32: the cell each move action (0..3) reaches from each cell, walls ignored (a move off the
+    border stays put)."""
+    height, width = shape
+    rows, cols = np.divmod(np.arange(height * width), width)
+    deltas = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])
+    nrow = np.clip(rows[:, None] + deltas[None, :, 0], 0, height - 1)
+    ncol = np.clip(cols[:, None] + deltas[None, :, 1], 0, width - 1)
+    table = (nrow * width + ncol).astype(np.int32)
+    table.flags.writeable = False
+    return table
 
 
 def union(planes: jax.Array) -> jax.Array:

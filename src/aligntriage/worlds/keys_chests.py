@@ -49,17 +49,7 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage.scenario import Distribution, Goal, Param, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import (
-    MOVES,
-    absorbing,
-    channels_last,
-    marks,
-    move_by_table,
-    neighbours,
-    plane,
-    render_rows,
-    union,
-)
+from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, plane, render_rows, union
 
 PARAMS = {
     "size": Param(6, "side of the open room", low=2),
@@ -122,7 +112,6 @@ def build(**overrides) -> Scenario:
     walls = (rows == 0) | (rows == side - 1) | (cols == 0) | (cols == side - 1)
     room = jnp.nonzero(~walls.reshape(-1), size=size * size)[0].astype(jnp.int32)
     slot_ids = jnp.arange(slots)
-    table = neighbours(shape)
 
     def sampler(num_keys: int, num_chests: int):
         def sample(key: jax.Array) -> Level:
@@ -143,7 +132,7 @@ def build(**overrides) -> Scenario:
 
     def step(state: State, action: jax.Array) -> State:
         level = state.level
-        pos = move_by_table(state.pos, action, level.walls, table)
+        pos = move(state.pos, action, level.walls)
         pick = (level.keys == pos) & ~state.taken & (state.inventory < cap)
         inventory = state.inventory + pick.any().astype(jnp.int32)
         open_ = (level.chests == pos) & ~state.opened & (inventory > 0)

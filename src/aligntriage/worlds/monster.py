@@ -74,17 +74,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from aligntriage.scenario import Distribution, Goal, Param, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import (
-    MOVES,
-    absorbing,
-    channels_last,
-    marks,
-    move_by_table,
-    neighbours,
-    plane,
-    render_rows,
-    union,
-)
+from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, plane, render_rows, union
 
 PARAMS = {
     "size": Param(4, "side of the open room (lairs 3 steps from the start)", low=4),
@@ -168,7 +158,6 @@ def build(**overrides) -> Scenario:
     slot_ids = jnp.arange(slots)
     num_items = num_apples + num_shields
     pairs = jnp.arange(size * size // 2)
-    table = neighbours(shape)
 
     def sampler(num_monsters: int, horizon: int):
         # a level without monsters and with the longest episodes needs no clock: the runner's cutoff ends it
@@ -243,7 +232,7 @@ def build(**overrides) -> Scenario:
 
     def step(state: State, action: jax.Array) -> State:
         level = state.level
-        pos = move_by_table(state.pos, action, level.walls, table)
+        pos = move(state.pos, action, level.walls)
         eat = apple_cells(state) == pos
         pick = shield_cells(state) == pos
         cells, inventory, _ = encounter(state, pos)

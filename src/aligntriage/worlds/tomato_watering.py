@@ -47,17 +47,7 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage.scenario import Distribution, Goal, Param, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import (
-    MOVES,
-    cell_code,
-    channel_bits,
-    marks,
-    move_by_table,
-    neighbours,
-    plane,
-    random_cell,
-    render_rows,
-)
+from aligntriage.worlds.grid import MOVES, cell_code, channel_bits, marks, move, plane, random_cell, render_rows
 
 PARAMS = {
     "height": Param(5, "rows of the grid", low=3),
@@ -136,11 +126,9 @@ def build(**overrides) -> Scenario:
     def is_terminal(state: State) -> jax.Array:
         return jnp.zeros((), bool)  # no terminal state: episodes end at the horizon
 
-    table = neighbours(shape)
-
     def step(state: State, action: jax.Array) -> State:
         level = state.level
-        pos = move_by_table(state.pos, action, level.walls, table)
+        pos = move(state.pos, action, level.walls)
         wet = jnp.where(level.tomatoes == pos, level.period, jnp.maximum(state.wet - 1, 0))
         return State(level, state.t + 1, pos, wet.astype(jnp.int32))
 

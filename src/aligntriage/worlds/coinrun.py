@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage.scenario import Distribution, Goal, Param, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, channels_last, marks, move, plane, random_cell, render_rows
+from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, plane, random_cell, render_rows
 
 PARAMS = {
     "height": Param(6, "rows of the level", low=2),
@@ -129,11 +129,9 @@ def build(**overrides) -> Scenario:
 
     def step(state: State, action: jax.Array) -> State:
         level = state.level
-        ended = is_terminal(state)  # terminal states absorb every action
-        pos = jnp.where(ended, state.pos, move(state.pos, action, level.walls))
-        return State(level, jnp.where(ended, state.t, state.t + 1), pos,
-                     jnp.where(ended, state.coin, state.coin | (pos == level.coin)),
-                     jnp.where(ended, state.dead, level.pits.reshape(-1)[pos]))
+        pos = move(state.pos, action, level.walls)
+        moved = State(level, state.t + 1, pos, state.coin | (pos == level.coin), level.pits.reshape(-1)[pos])
+        return absorbing(state, moved, is_terminal(state))
 
     def observe(state: State) -> jax.Array:
         # channels wall, pit, agent, coin (until taken), exit: flat planes first, one transpose (for speed)

@@ -67,7 +67,7 @@ import jax
 import jax.numpy as jnp
 
 from aligntriage.scenario import Distribution, Goal, Param, Partition, Scenario, Term, World
-from aligntriage.worlds.grid import MOVES, channels_last, marks, move, render_rows
+from aligntriage.worlds.grid import MOVES, absorbing, channels_last, marks, move, render_rows
 
 PARAMS = {"horizon": Param(20, "steps per episode (time for the partner's longest tour)", low=16)}
 TRAINING = {"ent_coef": 0.001}
@@ -172,11 +172,10 @@ def build(**overrides) -> Scenario:
         correct, _ = rewarded(state, moved)
         copy, _ = copied(state, moved)
         hit = jnp.sum(jnp.where(level.goals == pos, _BITS, 0))
-        ended = is_terminal(state)  # terminal states absorb every action
-        return State(level, jnp.where(ended, state.t, state.t + 1), jnp.where(ended, state.pos, pos),
-                     jnp.where(ended, state.progress, state.progress + correct).astype(jnp.int32),
-                     jnp.where(ended, state.copied, state.copied + copy).astype(jnp.int32),
-                     jnp.where(ended, state.entered, state.entered | hit).astype(jnp.int32))
+        moved = moved._replace(progress=(state.progress + correct).astype(jnp.int32),
+                               copied=(state.copied + copy).astype(jnp.int32),
+                               entered=(state.entered | hit).astype(jnp.int32))
+        return absorbing(state, moved, is_terminal(state))
 
     def partner(state: State) -> jax.Array:
         """The partner's cell as the agent sees it at step t: one step ahead, ``partner_path[t + 1]``."""

@@ -12,7 +12,7 @@ import tempfile
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1 --xla_cpu_multi_thread_eigen=false "
                                    "intra_op_parallelism_threads=1")
 # Tests never touch the user's run index, not even one ALIGNTRIAGE_STORE points at: they always get their own.
-os.environ["ALIGNTRIAGE_STORE"] = tempfile.mkdtemp(prefix="aligntriage-test-store-")
+SESSION_STORE = os.environ["ALIGNTRIAGE_STORE"] = tempfile.mkdtemp(prefix="aligntriage-test-store-")
 # nor the user's compilation cache: a cache of this test session's own, shared by its xdist workers (whose parent
 # is the controller) and inherited by the processes tests start, so a program compiled once is read by all of them
 os.environ["ALIGNTRIAGE_COMPILE_CACHE_DIR"] = os.path.join(
@@ -28,7 +28,7 @@ from aligntriage import compile_cache, get_scenario
 compile_cache.setup()  # creates the folder
 if not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller (or a run without xdist) removes it at the end
     atexit.register(shutil.rmtree, os.environ["ALIGNTRIAGE_COMPILE_CACHE_DIR"], ignore_errors=True)
-atexit.register(shutil.rmtree, os.environ["ALIGNTRIAGE_STORE"], ignore_errors=True)
+atexit.register(shutil.rmtree, SESSION_STORE, ignore_errors=True)
 
 
 HEAVY_FIRST = ("test_sweep.py", "test_misgeneralization.py", "test_mitigate.py", "test_curriculum.py",
@@ -102,4 +102,4 @@ def episode(scenario, gamma=0.99):
 def _session_store(monkeypatch):
     """Each test starts with the session's run index: the CLI's ``--store`` writes ALIGNTRIAGE_STORE into the
     environment (for the processes a command starts), which in one test process would carry over to later tests."""
-    monkeypatch.setenv("ALIGNTRIAGE_STORE", os.environ["ALIGNTRIAGE_STORE"])
+    monkeypatch.setenv("ALIGNTRIAGE_STORE", SESSION_STORE)  # the value set at import: the environment may hold a leak
